@@ -1,0 +1,46 @@
+//! Shared by the integration tests: where the reference implementations live.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The venv holding the pinned whisper.py, set up on first use (scripts/setup-test-env).
+pub fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        if let Ok(dir) = std::env::var("CARBIDE_TEST_VENV") {
+            if Path::new(&dir).join("bin/python").exists() {
+                return PathBuf::from(dir);
+            }
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-test-env");
+        let out = Command::new(&script).output().expect("run scripts/setup-test-env");
+        assert!(
+            out.status.success(),
+            "scripts/setup-test-env failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+    })
+}
+
+/// The venv's python interpreter.
+pub fn python() -> PathBuf {
+    venv().join("bin/python")
+}
+
+/// One of the reference whisper-*.py tools.
+pub fn whisper_tool(name: &str) -> PathBuf {
+    venv().join("bin").join(name)
+}
+
+/// The fixtures in ../shared, beside the project root.
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+/// The `carbide` binary built for this test run.
+pub fn carbide_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_carbide"))
+}
