@@ -69,14 +69,22 @@ impl AggregationMethod {
             AggregationMethod::Last => known[known.len() - 1],
             // Python's max/min keep the first candidate unless a later one is strictly
             // greater/less, so a leading NaN sticks and a later NaN is never chosen.
-            AggregationMethod::Max => known[1..].iter().fold(first, |m, &v| if v > m { v } else { m }),
-            AggregationMethod::Min => known[1..].iter().fold(first, |m, &v| if v < m { v } else { m }),
+            AggregationMethod::Max => known[1..]
+                .iter()
+                .fold(first, |m, &v| if v > m { v } else { m }),
+            AggregationMethod::Min => known[1..]
+                .iter()
+                .fold(first, |m, &v| if v < m { v } else { m }),
             AggregationMethod::AvgZero => python_sum(known) / slots as f64,
             AggregationMethod::AbsMax => {
-                known[1..].iter().fold(first, |m, &v| if v.abs() > m.abs() { v } else { m })
+                known[1..]
+                    .iter()
+                    .fold(first, |m, &v| if v.abs() > m.abs() { v } else { m })
             }
             AggregationMethod::AbsMin => {
-                known[1..].iter().fold(first, |m, &v| if v.abs() < m.abs() { v } else { m })
+                known[1..]
+                    .iter()
+                    .fold(first, |m, &v| if v.abs() < m.abs() { v } else { m })
             }
         })
     }
@@ -117,7 +125,10 @@ mod tests {
         assert_eq!(AbsMax.aggregate(&[-5.0, 5.0], 2), Some(-5.0));
         assert_eq!(AbsMin.aggregate(&[3.0, -1.0, 1.0], 3), Some(-1.0));
         assert_eq!(AvgZero.aggregate(&[2.0, 4.0], 6), Some(1.0));
-        assert_eq!(Sum.aggregate(&[-0.0], 1).map(|v| v.to_bits()), Some(0.0_f64.to_bits()));
+        assert_eq!(
+            Sum.aggregate(&[-0.0], 1).map(|v| v.to_bits()),
+            Some(0.0_f64.to_bits())
+        );
         assert!(Max.aggregate(&[f64::NAN, 1.0], 2).unwrap().is_nan());
         assert_eq!(Max.aggregate(&[1.0, f64::NAN], 2), Some(1.0));
         assert_eq!(Average.aggregate(&[], 3), None);

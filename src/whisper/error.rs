@@ -42,10 +42,16 @@ pub enum WhisperError {
 
 impl WhisperError {
     pub(crate) fn io(path: &std::path::Path, source: io::Error) -> Self {
-        WhisperError::Io { path: path.to_path_buf(), source }
+        WhisperError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn corrupt(path: &std::path::Path, message: impl Into<String>) -> Self {
-        WhisperError::Corrupt { path: path.to_path_buf(), message: message.into() }
+        WhisperError::Corrupt {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 }

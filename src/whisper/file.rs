@@ -1,8 +1,24 @@
 //! Opening, creating, updating and fetching whisper files.
+//!
+//! The algorithms follow whisper.py 1.1.10 step for step, because byte compatibility depends on
+//! details such as which slot a first write lands in, which duplicate wins, and the order in
+//! which lower archives are propagated. Reads and writes are positional (`pread`/`pwrite`): a
+//! whisper update touches a handful of small regions, and a fetch reads one contiguous range,
+//! so there is nothing for a memory map to win (see `benches/whisper.rs`).
 
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{AggregationMethod, Header, Result};
+use super::format::{decode_point, encode_point, HeaderError};
+use super::{
+    AggregationMethod, ArchiveInfo, Header, Result, WhisperError, ARCHIVE_INFO_SIZE, METADATA_SIZE,
+    POINT_SIZE,
+};
+
+const POINT: i64 = POINT_SIZE as i64;
 
 /// Switches that carbon sets for every write (WHISPER_LOCK_WRITES, WHISPER_AUTOFLUSH).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,81 +62,846 @@ pub struct FetchResult {
     pub values: Vec<Option<f64>>,
 }
 
+/// The current time as whisper.py takes it: `int(time.time())`.
+pub fn now_epoch() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `t - (t mod step)` with Python's floored modulo.
+fn align(t: i64, step: i64) -> i64 {
+    t - t.rem_euclid(step)
+}
+
+/// A point's interval as the file stores it; whisper.py fails to pack anything outside u32.
+fn to_interval(t: i64) -> Result<u32> {
+    u32::try_from(t).map_err(|_| WhisperError::TimestampOutOfRange(t))
+}
+
 /// An open whisper file with its header decoded.
 pub struct WhisperFile {
-    _private: (),
+    file: File,
+    path: PathBuf,
+    header: Header,
+    autoflush: bool,
 }
 
 impl WhisperFile {
-    /// Opens a file for reading (`write` false) or reading and writing.
-    pub fn open(_path: &Path, _write: bool) -> Result<WhisperFile> {
-        todo!()
+    /// Opens a file for reading (`write` false) or reading and writing, without locking.
+    pub fn open(path: &Path, write: bool) -> Result<WhisperFile> {
+        Self::open_with(path, write, WriteOptions::default())
+    }
+
+    /// Opens a file; with `opts.lock` takes a blocking exclusive flock that is held until the
+    /// handle is dropped, as whisper.py does under carbon's WHISPER_LOCK_WRITES.
+    pub fn open_with(path: &Path, write: bool, opts: WriteOptions) -> Result<WhisperFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(|e| WhisperError::io(path, e))?;
+        if opts.lock {
+            file.lock().map_err(|e| WhisperError::io(path, e))?;
+        }
+        let header = read_header(&file, path)?;
+        Ok(WhisperFile {
+            file,
+            path: path.to_path_buf(),
+            header,
+            autoflush: opts.autoflush,
+        })
     }
 
     pub fn header(&self) -> &Header {
-        todo!()
+        &self.header
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn corrupt(&self, message: impl Into<String>) -> WhisperError {
+        WhisperError::corrupt(&self.path, message)
+    }
+
+    /// Reads up to `len` bytes at `offset`; a short read at the end of the file returns what
+    /// is there, as Python's `read` does, and the caller decides whether that is corrupt.
+    fn read_at(&self, offset: i64, len: i64) -> Result<Vec<u8>> {
+        let offset = u64::try_from(offset).map_err(|_| self.corrupt("negative file offset"))?;
+        let len = usize::try_from(len).map_err(|_| self.corrupt("negative read length"))?;
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(WhisperError::io(&self.path, e)),
+            }
+        }
+        buf.truncate(filled);
+        Ok(buf)
+    }
+
+    fn write_at(&self, offset: i64, data: &[u8]) -> Result<()> {
+        let offset = u64::try_from(offset).map_err(|_| self.corrupt("negative file offset"))?;
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| WhisperError::io(&self.path, e))
+    }
+
+    /// Refuses archives whose data lies past the end of the file (whisper.py would read short
+    /// data or silently grow the file), and archives that cannot be addressed at all.
+    fn check_archives(&self) -> Result<()> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| WhisperError::io(&self.path, e))?
+            .len();
+        if self.header.archives.is_empty() {
+            return Err(self.corrupt("No archives in header"));
+        }
+        for (i, a) in self.header.archives.iter().enumerate() {
+            if a.seconds_per_point == 0 || a.points == 0 {
+                return Err(self.corrupt(format!(
+                    "Archive {i} has {} seconds per point and {} points",
+                    a.seconds_per_point, a.points
+                )));
+            }
+            if a.end() > len {
+                return Err(self.corrupt(format!(
+                    "Archive {i} (offset {}, {} bytes) extends past the end of the file ({len} bytes)",
+                    a.offset, a.size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The interval stored in an archive's slot 0: 0 while the archive has never been written.
+    fn base_interval(&self, archive: &ArchiveInfo) -> Result<i64> {
+        let b = self.read_at(i64::from(archive.offset), POINT)?;
+        if b.len() < POINT_SIZE {
+            return Err(self.corrupt("Unable to read base datapoint"));
+        }
+        Ok(i64::from(decode_point(&b).0))
+    }
+
+    /// Byte offset of `interval`'s slot in an archive whose slot 0 holds `base`.
+    fn slot_offset(archive: &ArchiveInfo, base: i64, interval: i64) -> i64 {
+        let spp = i64::from(archive.seconds_per_point);
+        let distance = (interval - base).div_euclid(spp) * POINT;
+        i64::from(archive.offset) + distance.rem_euclid(archive.size as i64)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.autoflush {
+            self.file
+                .flush()
+                .map_err(|e| WhisperError::io(&self.path, e))?;
+            self.file
+                .sync_all()
+                .map_err(|e| WhisperError::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// whisper.py's `update`: one point into the finest archive that covers its age, then
+    /// propagated down until an archive declines it.
+    pub fn update(&mut self, value: f64, timestamp: Option<i64>, now: Option<i64>) -> Result<()> {
+        let now = now.unwrap_or_else(now_epoch);
+        let timestamp = timestamp.unwrap_or(now);
+        let age = now.saturating_sub(timestamp);
+        if !(age >= 0 && age < i64::from(self.header.max_retention)) {
+            return Err(WhisperError::TimestampNotCovered);
+        }
+        self.check_archives()?;
+        let archives = self.header.archives.clone();
+        let index = archives
+            .iter()
+            .position(|a| a.retention as i64 >= age)
+            .ok_or_else(|| self.corrupt("maxRetention is larger than every archive's retention"))?;
+        let archive = archives[index];
+        let interval = align(timestamp, i64::from(archive.seconds_per_point));
+        let mut packed = Vec::with_capacity(POINT_SIZE);
+        encode_point(&mut packed, to_interval(interval)?, value);
+        let base = self.base_interval(&archive)?;
+        let offset = if base == 0 {
+            i64::from(archive.offset)
+        } else {
+            Self::slot_offset(&archive, base, interval)
+        };
+        self.write_at(offset, &packed)?;
+        let mut higher = archive;
+        for lower in &archives[index + 1..] {
+            if !self.propagate(interval, &higher, lower)? {
+                break;
+            }
+            higher = *lower;
+        }
+        self.flush()
+    }
+
+    /// whisper.py's `update_many`: newest first, each point into the finest archive that
+    /// covers its age; points older than the whole retention are dropped silently.
+    pub fn update_many(&mut self, points: &[(i64, f64)], now: Option<i64>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut points = points.to_vec();
+        // Stable, newest first: among equal timestamps the caller's order is kept.
+        points.sort_by(|a, b| b.0.cmp(&a.0));
+        let now = now.unwrap_or_else(now_epoch);
+        self.check_archives()?;
+        let archives = self.header.archives.clone();
+        let mut cursor = 0;
+        let mut batch: Vec<(i64, f64)> = Vec::new();
+        for &point in &points {
+            let age = now.saturating_sub(point.0);
+            while (archives[cursor].retention as i64) < age {
+                if !batch.is_empty() {
+                    batch.reverse();
+                    self.archive_update_many(&archives[cursor], &batch)?;
+                    batch.clear();
+                }
+                cursor += 1;
+                if cursor == archives.len() {
+                    return self.flush();
+                }
+            }
+            batch.push(point);
+        }
+        if !batch.is_empty() {
+            batch.reverse();
+            self.archive_update_many(&archives[cursor], &batch)?;
+        }
+        self.flush()
+    }
+
+    /// Writes one archive's share of an update_many (points in time order) and propagates it.
+    fn archive_update_many(&mut self, archive: &ArchiveInfo, points: &[(i64, f64)]) -> Result<()> {
+        let step = i64::from(archive.seconds_per_point);
+        let aligned: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (align(t, step), v)).collect();
+
+        // Runs of consecutive intervals, the last point of equal neighbours winning. Every
+        // interval is packed before anything is written, so an unpackable one writes nothing.
+        let mut runs: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut current: Vec<u8> = Vec::new();
+        let mut previous: Option<i64> = None;
+        for (i, &(interval, value)) in aligned.iter().enumerate() {
+            if i + 1 < aligned.len() && aligned[i + 1].0 == interval {
+                continue;
+            }
+            let packed_interval = to_interval(interval)?;
+            // whisper.py tests `not previousInterval`, so an interval of 0 counts as "none"
+            // and the next point joins its run whatever its interval.
+            let contiguous = match previous {
+                None | Some(0) => true,
+                Some(p) => interval == p + step,
+            };
+            if !contiguous {
+                let p = previous.unwrap_or(0);
+                let n = (current.len() / POINT_SIZE) as i64;
+                runs.push((p - step * (n - 1), std::mem::take(&mut current)));
+            }
+            encode_point(&mut current, packed_interval, value);
+            previous = Some(interval);
+        }
+        if !current.is_empty() {
+            let p = previous.unwrap_or(0);
+            let n = (current.len() / POINT_SIZE) as i64;
+            runs.push((p - step * (n - 1), current));
+        }
+
+        let mut base = self.base_interval(archive)?;
+        if base == 0 {
+            base = runs[0].0;
+        }
+        let archive_start = i64::from(archive.offset);
+        let archive_end = archive.end() as i64;
+        for (interval, bytes) in &runs {
+            let offset = Self::slot_offset(archive, base, *interval);
+            let beyond = offset + bytes.len() as i64 - archive_end;
+            if beyond > 0 {
+                let split = bytes.len() - beyond as usize;
+                self.write_at(offset, &bytes[..split])?;
+                // A run longer than the archive (only many future points make one) spills
+                // past the archive's end, exactly as whisper.py writes it.
+                self.write_at(archive_start, &bytes[split..])?;
+            } else {
+                self.write_at(offset, bytes)?;
+            }
+        }
+
+        let lowers: Vec<ArchiveInfo> = self
+            .header
+            .archives
+            .iter()
+            .filter(|a| a.seconds_per_point > archive.seconds_per_point)
+            .copied()
+            .collect();
+        let mut higher = *archive;
+        for lower in &lowers {
+            let lstep = i64::from(lower.seconds_per_point);
+            let intervals: Vec<u64> = aligned.iter().map(|p| align(p.0, lstep) as u64).collect();
+            let mut further = false;
+            for interval in python_int_set_order(&intervals) {
+                if self.propagate(interval as i64, &higher, lower)? {
+                    further = true;
+                }
+            }
+            if !further {
+                break;
+            }
+            higher = *lower;
+        }
+        Ok(())
+    }
+
+    /// whisper.py's `__propagate`: aggregates the higher archive's points that fall in the
+    /// lower archive's interval containing `timestamp`, if enough of them are known.
+    fn propagate(&self, timestamp: i64, higher: &ArchiveInfo, lower: &ArchiveInfo) -> Result<bool> {
+        let hstep = i64::from(higher.seconds_per_point);
+        let lstep = i64::from(lower.seconds_per_point);
+        let lower_start = align(timestamp, lstep);
+        let hbase = self.base_interval(higher)?;
+        let hoffset = i64::from(higher.offset);
+        let hsize = higher.size as i64;
+        let first = if hbase == 0 {
+            hoffset
+        } else {
+            Self::slot_offset(higher, hbase, lower_start)
+        };
+        let wanted = (lstep / hstep) * POINT;
+        let last = ((first - hoffset) + wanted).rem_euclid(hsize) + hoffset;
+        let series = if first < last {
+            self.read_at(first, last - first)?
+        } else {
+            let mut s = self.read_at(first, hoffset + hsize - first)?;
+            s.extend(self.read_at(hoffset, last - hoffset)?);
+            s
+        };
+        if series.len() % POINT_SIZE != 0 {
+            return Err(self.corrupt("Unable to read datapoints"));
+        }
+        let slots = series.len() / POINT_SIZE;
+        let mut known = Vec::with_capacity(slots);
+        let mut expected = lower_start;
+        for chunk in series.chunks_exact(POINT_SIZE) {
+            let (t, v) = decode_point(chunk);
+            if i64::from(t) == expected {
+                known.push(v);
+            }
+            expected += hstep;
+        }
+        if known.is_empty() {
+            return Ok(false);
+        }
+        let known_fraction = known.len() as f64 / slots as f64;
+        if known_fraction < f64::from(self.header.x_files_factor) {
+            return Ok(false);
+        }
+        let Some(value) = self.header.aggregation_method.aggregate(&known, slots) else {
+            return Ok(false);
+        };
+        let mut packed = Vec::with_capacity(POINT_SIZE);
+        encode_point(&mut packed, to_interval(lower_start)?, value);
+        let lbase = self.base_interval(lower)?;
+        let offset = if lbase == 0 {
+            i64::from(lower.offset)
+        } else {
+            Self::slot_offset(lower, lbase, lower_start)
+        };
+        self.write_at(offset, &packed)?;
+        Ok(true)
+    }
+
+    /// whisper.py's `fetch`. `archive_to_select` is a precision in seconds; `Ok(None)` when the
+    /// interval lies wholly outside the retention.
+    pub fn fetch(
+        &self,
+        from: i64,
+        until: Option<i64>,
+        now: Option<i64>,
+        archive_to_select: Option<i64>,
+    ) -> Result<Option<FetchResult>> {
+        let now = now.unwrap_or_else(now_epoch);
+        let mut until = until.unwrap_or(now);
+        let mut from = from;
+        if from > until {
+            return Err(WhisperError::InvalidTimeInterval { from, until });
+        }
+        let oldest = now - i64::from(self.header.max_retention);
+        if from > now || until < oldest {
+            return Ok(None);
+        }
+        from = from.max(oldest);
+        until = until.min(now);
+        let age = now - from;
+        let archives = &self.header.archives;
+        let index = match archive_to_select.filter(|&s| s != 0) {
+            Some(seconds) => archives
+                .iter()
+                .position(|a| i64::from(a.seconds_per_point) == seconds)
+                .ok_or(WhisperError::InvalidGranularity(seconds))?,
+            None => archives
+                .iter()
+                .position(|a| a.retention as i64 >= age)
+                .unwrap_or(archives.len().saturating_sub(1)),
+        };
+        self.fetch_archive(index, from, until).map(Some)
+    }
+
+    /// whisper.py's `__archive_fetch`: the slots of archive `index` over `(from, until]`, with
+    /// no clamping to the retention (merge, diff and resize read archives this way).
+    pub fn fetch_archive(&self, index: usize, from: i64, until: i64) -> Result<FetchResult> {
+        self.check_archives()?;
+        let archive = self
+            .header
+            .archives
+            .get(index)
+            .copied()
+            .ok_or_else(|| self.corrupt(format!("No archive {index}")))?;
+        let step = i64::from(archive.seconds_per_point);
+        let start = align(from, step) + step;
+        let mut end = align(until, step) + step;
+        if start == end {
+            end += step;
+        }
+        let base = self.base_interval(&archive)?;
+        if base == 0 {
+            let n = usize::try_from((end - start) / step).unwrap_or(0);
+            return Ok(FetchResult {
+                start,
+                end,
+                step,
+                values: vec![None; n],
+            });
+        }
+        let from_offset = Self::slot_offset(&archive, base, start);
+        let until_offset = Self::slot_offset(&archive, base, end);
+        let series = if from_offset < until_offset {
+            self.read_at(from_offset, until_offset - from_offset)?
+        } else {
+            let archive_end = archive.end() as i64;
+            let mut s = self.read_at(from_offset, archive_end - from_offset)?;
+            s.extend(self.read_at(
+                i64::from(archive.offset),
+                until_offset - i64::from(archive.offset),
+            )?);
+            s
+        };
+        if series.len() % POINT_SIZE != 0 {
+            return Err(self.corrupt("Unable to read datapoints"));
+        }
+        let mut values = Vec::with_capacity(series.len() / POINT_SIZE);
+        let mut expected = start;
+        for chunk in series.chunks_exact(POINT_SIZE) {
+            let (t, v) = decode_point(chunk);
+            values.push((i64::from(t) == expected).then_some(v));
+            expected += step;
+        }
+        Ok(FetchResult {
+            start,
+            end,
+            step,
+            values,
+        })
+    }
+
+    /// Rewrites the metadata block with a new method and/or xFilesFactor; returns the old ones.
+    fn set_aggregation(
+        &mut self,
+        method: Option<AggregationMethod>,
+        x_files_factor: Option<f64>,
+    ) -> Result<(AggregationMethod, f32)> {
+        let old = (self.header.aggregation_method, self.header.x_files_factor);
+        let mut header = self.header.clone();
+        if let Some(m) = method {
+            header.aggregation_method = m;
+        }
+        if let Some(x) = x_files_factor {
+            header.x_files_factor = checked_x_files_factor(x)?;
+        }
+        self.write_at(0, &header.encode_metadata())?;
+        self.header = header;
+        self.flush()?;
+        Ok(old)
     }
 }
 
-/// whisper.py's `validateArchiveList`: sorts by precision and checks the rules, in its order.
-pub fn validate_archive_list(_archives: &mut [(u32, u32)]) -> Result<()> {
-    todo!()
+/// Reads and decodes the header, never reading more than the file holds.
+fn read_header(file: &File, path: &Path) -> Result<Header> {
+    let len = file
+        .metadata()
+        .map_err(|e| WhisperError::io(path, e))?
+        .len();
+    let mut meta = [0u8; METADATA_SIZE];
+    let got = read_fully_at(file, path, &mut meta, 0)?;
+    if got < METADATA_SIZE {
+        return Err(WhisperError::corrupt(path, HeaderError::Metadata.message()));
+    }
+    let count = u32::from_be_bytes([meta[12], meta[13], meta[14], meta[15]]) as u64;
+    let wanted = (count * ARCHIVE_INFO_SIZE as u64).min(len.saturating_sub(METADATA_SIZE as u64));
+    let mut bytes = vec![0u8; METADATA_SIZE + wanted as usize];
+    let got = read_fully_at(file, path, &mut bytes, 0)?;
+    bytes.truncate(got);
+    Header::parse(&bytes).map_err(|e| WhisperError::corrupt(path, e.message()))
 }
 
-/// whisper.py's `create`.
-pub fn create(_path: &Path, _archives: &[(u32, u32)], _opts: &CreateOptions) -> Result<()> {
-    todo!()
+fn read_fully_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(WhisperError::io(path, e)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Python's repr of a float for the messages that print one (`2.0`, `-0.5`, `nan`).
+fn python_float_repr(x: f64) -> String {
+    if x.is_nan() {
+        "nan".to_string()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else if x == x.trunc() && x.abs() < 1e16 {
+        format!("{x:.1}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Checks an xFilesFactor as whisper.py does before packing it as f32. NaN is refused too
+/// (whisper.py lets it through and then cannot read the file it wrote).
+pub(crate) fn checked_x_files_factor(x: f64) -> Result<f32> {
+    if x.is_nan() || !(0.0..=1.0).contains(&x) {
+        return Err(WhisperError::InvalidXFilesFactor(format!(
+            "Invalid xFilesFactor {}, not between 0 and 1",
+            python_float_repr(x)
+        )));
+    }
+    Ok(x as f32)
+}
+
+/// whisper.py's `validateArchiveList`: sorts by precision and checks the rules, in its order.
+/// A precision or point count of 0 is refused too (whisper.py accepts it and then divides by
+/// zero on the first write or read).
+pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
+    if archives.is_empty() {
+        return Err(WhisperError::InvalidConfiguration(
+            "You must specify at least one archive configuration!".to_string(),
+        ));
+    }
+    archives.sort_by_key(|a| a.0);
+    for (i, &(spp, points)) in archives.iter().enumerate() {
+        if spp == 0 || points == 0 {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "Archive {i} ({spp}, {points}) must have at least one second per point and one point"
+            )));
+        }
+    }
+    for i in 0..archives.len().saturating_sub(1) {
+        let (a, b) = (archives[i], archives[i + 1]);
+        let j = i + 1;
+        if a.0 >= b.0 {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "A Whisper database may not be configured having two archives with the same \
+                 precision (archive{i}: ({}, {}), archive{j}: ({}, {}))",
+                a.0, a.1, b.0, b.1
+            )));
+        }
+        if b.0 % a.0 != 0 {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "Higher precision archives' precision must evenly divide all lower precision \
+                 archives' precision (archive{i}: {}, archive{j}: {})",
+                a.0, b.0
+            )));
+        }
+        let (ra, rb) = (
+            u64::from(a.0) * u64::from(a.1),
+            u64::from(b.0) * u64::from(b.1),
+        );
+        if rb <= ra {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "Lower precision archives must cover larger time intervals than higher precision \
+                 archives (archive{i}: {ra} seconds, archive{j}: {rb} seconds)"
+            )));
+        }
+        let per = b.0 / a.0;
+        if a.1 < per {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "Each archive must have at least enough points to consolidate to the next archive \
+                 (archive{j} consolidates {per} of archive{i}'s points but it has only {} total points)",
+                a.1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// whisper.py's `create`. The method and xFilesFactor are checked before the file is made
+/// (whisper.py leaves a 0-byte file behind when they are bad).
+pub fn create(path: &Path, archives: &[(u32, u32)], opts: &CreateOptions) -> Result<()> {
+    let mut archives = archives.to_vec();
+    validate_archive_list(&mut archives)?;
+    if path.exists() {
+        return Err(WhisperError::InvalidConfiguration(format!(
+            "File {} already exists!",
+            path.display()
+        )));
+    }
+    let x_files_factor = checked_x_files_factor(opts.x_files_factor)?;
+    let too_big = || {
+        WhisperError::InvalidConfiguration(
+            "Archives too large: a whisper file's offsets and retention must fit 32 bits".into(),
+        )
+    };
+    let max_retention = archives
+        .iter()
+        .map(|&(s, p)| u64::from(s) * u64::from(p))
+        .max()
+        .unwrap_or(0);
+    let max_retention = u32::try_from(max_retention).map_err(|_| too_big())?;
+    let header_size = Header::size_for(archives.len()) as u64;
+    let mut infos = Vec::with_capacity(archives.len());
+    let mut offset = header_size;
+    for &(spp, points) in &archives {
+        let o = u32::try_from(offset).map_err(|_| too_big())?;
+        infos.push(ArchiveInfo::new(o, spp, points));
+        offset += u64::from(points) * POINT_SIZE as u64;
+    }
+    let header = Header {
+        aggregation_method: opts.aggregation_method,
+        max_retention,
+        x_files_factor,
+        archives: infos,
+    };
+    let data_len = offset - header_size;
+
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| WhisperError::io(path, e))?;
+    let result = (|| -> std::io::Result<()> {
+        if opts.write.lock {
+            file.lock()?;
+        }
+        file.write_all(&header.encode())?;
+        if opts.fallocate && data_len > 0 {
+            fallocate(&file, header_size, data_len)?;
+        } else if opts.sparse {
+            file.write_all_at(&[0], offset - 1)?;
+        } else {
+            let zeros = vec![0u8; data_len.min(1 << 20) as usize];
+            let mut remaining = data_len;
+            while remaining > 0 {
+                let n = remaining.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                remaining -= n as u64;
+            }
+        }
+        if opts.write.autoflush {
+            file.sync_all()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(WhisperError::io(path, e));
+    }
+    Ok(())
+}
+
+fn fallocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(std::io::Error::from(ErrorKind::InvalidInput));
+    };
+    // SAFETY: the descriptor is open for writing for the duration of the call.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset, len) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
 }
 
 /// whisper.py's `info` (without fileSize).
-pub fn info(_path: &Path) -> Result<Header> {
-    todo!()
+pub fn info(path: &Path) -> Result<Header> {
+    Ok(WhisperFile::open(path, false)?.header)
 }
 
 /// whisper.py's `update`: one point. `timestamp` and `now` default to the current time.
 pub fn update(
-    _path: &Path,
-    _value: f64,
-    _timestamp: Option<i64>,
-    _now: Option<i64>,
-    _opts: WriteOptions,
+    path: &Path,
+    value: f64,
+    timestamp: Option<i64>,
+    now: Option<i64>,
+    opts: WriteOptions,
 ) -> Result<()> {
-    todo!()
+    WhisperFile::open_with(path, true, opts)?.update(value, timestamp, now)
 }
 
 /// whisper.py's `update_many`: `(timestamp, value)` points in any order.
 pub fn update_many(
-    _path: &Path,
-    _points: &[(i64, f64)],
-    _now: Option<i64>,
-    _opts: WriteOptions,
+    path: &Path,
+    points: &[(i64, f64)],
+    now: Option<i64>,
+    opts: WriteOptions,
 ) -> Result<()> {
-    todo!()
+    if points.is_empty() {
+        return Ok(());
+    }
+    WhisperFile::open_with(path, true, opts)?.update_many(points, now)
 }
 
 /// whisper.py's `fetch`. `archive_to_select` is a precision in seconds. `Ok(None)` when the
 /// interval lies wholly outside the retention.
 pub fn fetch(
-    _path: &Path,
-    _from: i64,
-    _until: Option<i64>,
-    _now: Option<i64>,
-    _archive_to_select: Option<i64>,
+    path: &Path,
+    from: i64,
+    until: Option<i64>,
+    now: Option<i64>,
+    archive_to_select: Option<i64>,
 ) -> Result<Option<FetchResult>> {
-    todo!()
+    WhisperFile::open(path, false)?.fetch(from, until, now, archive_to_select)
 }
 
 /// whisper.py's `setAggregationMethod`; returns the old method.
 pub fn set_aggregation_method(
-    _path: &Path,
-    _method: AggregationMethod,
-    _x_files_factor: Option<f64>,
-    _opts: WriteOptions,
+    path: &Path,
+    method: AggregationMethod,
+    x_files_factor: Option<f64>,
+    opts: WriteOptions,
 ) -> Result<AggregationMethod> {
-    todo!()
+    let mut f = WhisperFile::open_with(path, true, opts)?;
+    Ok(f.set_aggregation(Some(method), x_files_factor)?.0)
 }
 
 /// whisper.py's `setXFilesFactor`; returns the old value.
-pub fn set_x_files_factor(_path: &Path, _x_files_factor: f64, _opts: WriteOptions) -> Result<f32> {
-    todo!()
+pub fn set_x_files_factor(path: &Path, x_files_factor: f64, opts: WriteOptions) -> Result<f32> {
+    let mut f = WhisperFile::open_with(path, true, opts)?;
+    Ok(f.set_aggregation(None, Some(x_files_factor))?.1)
+}
+
+/// The order in which CPython 3.11 iterates `set(values)` for small non-negative ints.
+///
+/// whisper.py propagates an update_many batch into a lower archive by iterating a set of
+/// intervals, and the first successful propagation into an empty archive fixes that archive's
+/// slot 0. To put every byte where whisper.py puts it we replay CPython's set table: hash(i) = i,
+/// 8 slots to start, linear probing of up to 9 neighbours then perturbed probing, and growth to
+/// 4 x used when the table is 60% full.
+fn python_int_set_order(values: &[u64]) -> Vec<u64> {
+    const LINEAR_PROBES: usize = 9;
+    const PERTURB_SHIFT: u32 = 5;
+    const MIN_SIZE: usize = 8;
+
+    fn slot_for(table: &[Option<u64>], key: u64) -> (usize, bool) {
+        let mask = table.len() - 1;
+        let mut perturb = key as usize;
+        let mut i = key as usize & mask;
+        loop {
+            let probes = if i + LINEAR_PROBES <= mask {
+                LINEAR_PROBES
+            } else {
+                0
+            };
+            for j in i..=i + probes {
+                match table[j] {
+                    None => return (j, false),
+                    Some(k) if k == key => return (j, true),
+                    Some(_) => {}
+                }
+            }
+            perturb >>= PERTURB_SHIFT;
+            i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb)) & mask;
+        }
+    }
+
+    let mut table: Vec<Option<u64>> = vec![None; MIN_SIZE];
+    let mut used = 0usize;
+    for &key in values {
+        let (slot, present) = slot_for(&table, key);
+        if present {
+            continue;
+        }
+        table[slot] = Some(key);
+        used += 1;
+        let mask = table.len() - 1;
+        if used * 5 >= mask * 3 {
+            let min_used = if used > 50000 { used * 2 } else { used * 4 };
+            let mut size = MIN_SIZE;
+            while size <= min_used {
+                size <<= 1;
+            }
+            let old = std::mem::replace(&mut table, vec![None; size]);
+            for k in old.into_iter().flatten() {
+                let (s, _) = slot_for(&table, k);
+                table[s] = Some(k);
+            }
+        }
+    }
+    table.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_order_matches_cpython() {
+        // Orders observed from CPython 3.11: list(set([...])).
+        assert_eq!(python_int_set_order(&[3, 1, 2]), vec![1, 2, 3]);
+        assert_eq!(python_int_set_order(&[8, 0]), vec![8, 0]);
+        assert_eq!(python_int_set_order(&[9, 1, 9]), vec![9, 1]);
+        assert_eq!(
+            python_int_set_order(&[2675342400, 3185950860, 4051686240, 2787324480, 3869338140]),
+            vec![2675342400, 4051686240, 2787324480, 3185950860, 3869338140]
+        );
+        assert_eq!(
+            python_int_set_order(&[
+                486215880, 1059022200, 2335435080, 2465058600, 930847380, 1200367620, 3288765720,
+                3423720240, 2651938320, 544169040, 3742654860, 4219466520
+            ]),
+            vec![
+                3288765720, 1200367620, 486215880, 2465058600, 2335435080, 3742654860, 3423720240,
+                2651938320, 544169040, 4219466520, 930847380, 1059022200
+            ]
+        );
+        assert_eq!(
+            python_int_set_order(&[
+                3746962800, 1242556200, 4129516500, 879521280, 2966284560, 3838591260, 1283288520,
+                1551298920, 625784880, 279772920, 1451255940, 1331259120, 3515508360, 1356321060,
+                2066817240, 3026530860, 244817100, 3220345080, 3628735800, 3383310240, 1572750300,
+                38991360, 844054140, 3245863140, 4046047380, 2253577140, 3331189560, 3424062480,
+                3692358960, 157331400, 391614540, 2623484280, 3943154400, 1460115000, 2341375800,
+                1360645560, 2959982280, 4280909040, 208529940, 1743275760
+            ]),
+            vec![
+                879521280, 38991360, 1451255940, 3515508360, 2966284560, 3424062480, 4046047380,
+                208529940, 3838591260, 3383310240, 1356321060, 1242556200, 3026530860, 625784880,
+                3692358960, 2253577140, 3628735800, 3331189560, 1460115000, 2341375800, 1360645560,
+                1283288520, 157331400, 2959982280, 244817100, 391614540, 279772920, 4129516500,
+                2066817240, 1572750300, 3943154400, 3245863140, 2623484280, 1551298920, 3746962800,
+                1331259120, 4280909040, 1743275760, 3220345080, 844054140
+            ]
+        );
+    }
+
+    #[test]
+    fn float_repr_for_messages() {
+        assert_eq!(python_float_repr(2.0), "2.0");
+        assert_eq!(python_float_repr(-0.5), "-0.5");
+        assert_eq!(python_float_repr(1.1), "1.1");
+    }
 }

@@ -109,7 +109,12 @@ impl Header {
                 .ok_or(HeaderError::Archive(i))?;
             archives.push(ArchiveInfo::new(word(rec, 0), word(rec, 4), word(rec, 8)));
         }
-        Ok(Header { aggregation_method, max_retention, x_files_factor, archives })
+        Ok(Header {
+            aggregation_method,
+            max_retention,
+            x_files_factor,
+            archives,
+        })
     }
 
     /// Encodes the metadata block.

@@ -15,7 +15,10 @@ pub fn unit_seconds(unit: &str) -> Option<u32> {
     if unit.is_empty() {
         return None;
     }
-    UNITS.iter().find(|(name, _)| name.starts_with(unit)).map(|&(_, s)| s)
+    UNITS
+        .iter()
+        .find(|(name, _)| name.starts_with(unit))
+        .map(|&(_, s)| s)
 }
 
 /// Splits `123abc` into (123, "abc") when it has that shape (`^(\d+)([a-z]+)$`).
@@ -40,7 +43,9 @@ pub fn parse_retention_def(def: &str) -> Result<(u32, u32), String> {
         .split_once(':')
         .ok_or_else(|| format!("Invalid retention definition '{def}'"))?;
     let precision_secs: u64 = if is_digits(precision) {
-        precision.parse().map_err(|_| format!("Invalid precision specification '{precision}'"))?
+        precision
+            .parse()
+            .map_err(|_| format!("Invalid precision specification '{precision}'"))?
     } else {
         let (n, unit) = number_and_unit(precision)
             .ok_or_else(|| format!("Invalid precision specification '{precision}'"))?;
@@ -48,7 +53,9 @@ pub fn parse_retention_def(def: &str) -> Result<(u32, u32), String> {
         n.saturating_mul(u64::from(secs))
     };
     let points_n: u64 = if is_digits(points) {
-        points.parse().map_err(|_| format!("Invalid retention specification '{points}'"))?
+        points
+            .parse()
+            .map_err(|_| format!("Invalid retention specification '{points}'"))?
     } else {
         let (n, unit) = number_and_unit(points)
             .ok_or_else(|| format!("Invalid retention specification '{points}'"))?;
@@ -60,8 +67,8 @@ pub fn parse_retention_def(def: &str) -> Result<(u32, u32), String> {
     };
     let precision_secs = u32::try_from(precision_secs)
         .map_err(|_| format!("Invalid precision specification '{precision}'"))?;
-    let points_n =
-        u32::try_from(points_n).map_err(|_| format!("Invalid retention specification '{points}'"))?;
+    let points_n = u32::try_from(points_n)
+        .map_err(|_| format!("Invalid retention specification '{points}'"))?;
     Ok((precision_secs, points_n))
 }
 
@@ -76,8 +83,14 @@ mod tests {
         assert_eq!(parse_retention_def("10s:1h"), Ok((10, 360)));
         assert_eq!(parse_retention_def("1min:1y"), Ok((60, 525600)));
         assert_eq!(parse_retention_def("7s:1m"), Ok((7, 8)));
-        assert_eq!(parse_retention_def("60"), Err("Invalid retention definition '60'".into()));
-        assert_eq!(parse_retention_def("1mo:1d"), Err("Invalid unit 'mo'".into()));
+        assert_eq!(
+            parse_retention_def("60"),
+            Err("Invalid retention definition '60'".into())
+        );
+        assert_eq!(
+            parse_retention_def("1mo:1d"),
+            Err("Invalid unit 'mo'".into())
+        );
         assert_eq!(
             parse_retention_def("1:2:3"),
             Err("Invalid retention specification '2:3'".into())
