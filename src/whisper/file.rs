@@ -255,7 +255,7 @@ impl WhisperFile {
         }
         let mut points = points.to_vec();
         // Stable, newest first: among equal timestamps the caller's order is kept.
-        points.sort_by(|a, b| b.0.cmp(&a.0));
+        points.sort_by_key(|p| std::cmp::Reverse(p.0));
         let now = now.unwrap_or_else(now_epoch);
         self.check_archives()?;
         let archives = self.header.archives.clone();
@@ -283,8 +283,13 @@ impl WhisperFile {
         self.flush()
     }
 
-    /// Writes one archive's share of an update_many (points in time order) and propagates it.
-    fn archive_update_many(&mut self, archive: &ArchiveInfo, points: &[(i64, f64)]) -> Result<()> {
+    /// Writes one archive's share of an update_many (points in time order, whisper.py's
+    /// `__archive_update_many`) and propagates it; merge uses it to copy an archive.
+    pub(crate) fn archive_update_many(
+        &mut self,
+        archive: &ArchiveInfo,
+        points: &[(i64, f64)],
+    ) -> Result<()> {
         let step = i64::from(archive.seconds_per_point);
         let aligned: Vec<(i64, f64)> = points.iter().map(|&(t, v)| (align(t, step), v)).collect();
 
@@ -801,7 +806,7 @@ pub fn set_x_files_factor(path: &Path, x_files_factor: f64, opts: WriteOptions) 
 /// slot 0. To put every byte where whisper.py puts it we replay CPython's set table: hash(i) = i,
 /// 8 slots to start, linear probing of up to 9 neighbours then perturbed probing, and growth to
 /// 4 x used when the table is 60% full.
-fn python_int_set_order(values: &[u64]) -> Vec<u64> {
+pub(crate) fn python_int_set_order(values: &[u64]) -> Vec<u64> {
     const LINEAR_PROBES: usize = 9;
     const PERTURB_SHIFT: u32 = 5;
     const MIN_SIZE: usize = 8;
@@ -816,10 +821,10 @@ fn python_int_set_order(values: &[u64]) -> Vec<u64> {
             } else {
                 0
             };
-            for j in i..=i + probes {
-                match table[j] {
+            for (j, entry) in table.iter().enumerate().skip(i).take(probes + 1) {
+                match entry {
                     None => return (j, false),
-                    Some(k) if k == key => return (j, true),
+                    Some(k) if *k == key => return (j, true),
                     Some(_) => {}
                 }
             }
