@@ -85,6 +85,8 @@ pub struct WhisperFile {
     file: File,
     path: PathBuf,
     header: Header,
+    /// The file's length when opened: archives must lie within it.
+    len: u64,
     autoflush: bool,
 }
 
@@ -105,11 +107,12 @@ impl WhisperFile {
         if opts.lock {
             file.lock().map_err(|e| WhisperError::io(path, e))?;
         }
-        let header = read_header(&file, path)?;
+        let (header, len) = read_header(&file, path)?;
         Ok(WhisperFile {
             file,
             path: path.to_path_buf(),
             header,
+            len,
             autoflush: opts.autoflush,
         })
     }
@@ -158,11 +161,7 @@ impl WhisperFile {
     /// Refuses archives whose data lies past the end of the file (whisper.py would read short
     /// data or silently grow the file), and archives that cannot be addressed at all.
     fn check_archives(&self) -> Result<()> {
-        let len = self
-            .file
-            .metadata()
-            .map_err(|e| WhisperError::io(&self.path, e))?
-            .len();
+        let len = self.len;
         if self.header.archives.is_empty() {
             return Err(self.corrupt("No archives in header"));
         }
@@ -540,23 +539,28 @@ impl WhisperFile {
     }
 }
 
-/// Reads and decodes the header, never reading more than the file holds.
-fn read_header(file: &File, path: &Path) -> Result<Header> {
+/// Reads and decodes the header, never reading more than the file holds; returns it with the
+/// file's length. One read covers the headers of files with up to 340 archives.
+fn read_header(file: &File, path: &Path) -> Result<(Header, u64)> {
     let len = file
         .metadata()
         .map_err(|e| WhisperError::io(path, e))?
         .len();
-    let mut meta = [0u8; METADATA_SIZE];
-    let got = read_fully_at(file, path, &mut meta, 0)?;
-    if got < METADATA_SIZE {
-        return Err(WhisperError::corrupt(path, HeaderError::Metadata.message()));
-    }
-    let count = u32::from_be_bytes([meta[12], meta[13], meta[14], meta[15]]) as u64;
-    let wanted = (count * ARCHIVE_INFO_SIZE as u64).min(len.saturating_sub(METADATA_SIZE as u64));
-    let mut bytes = vec![0u8; METADATA_SIZE + wanted as usize];
+    let mut bytes = vec![0u8; len.min(4096) as usize];
     let got = read_fully_at(file, path, &mut bytes, 0)?;
     bytes.truncate(got);
-    Header::parse(&bytes).map_err(|e| WhisperError::corrupt(path, e.message()))
+    if bytes.len() >= METADATA_SIZE {
+        let count = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as u64;
+        let wanted = (METADATA_SIZE as u64 + count * ARCHIVE_INFO_SIZE as u64).min(len);
+        if wanted > bytes.len() as u64 {
+            let have = bytes.len();
+            bytes.resize(wanted as usize, 0);
+            let got = read_fully_at(file, path, &mut bytes[have..], have as u64)?;
+            bytes.truncate(have + got);
+        }
+    }
+    let header = Header::parse(&bytes).map_err(|e| WhisperError::corrupt(path, e.message()))?;
+    Ok((header, len))
 }
 
 fn read_fully_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<usize> {
