@@ -1,3 +1,4 @@
 //! Command-line front ends: `carbide serve` and the `carbide whisper` tools.
 
 pub mod whisper;
+pub mod pyfmt;

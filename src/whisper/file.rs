@@ -12,13 +12,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::format::{decode_point, encode_point, HeaderError};
+use super::format::{decode_point, encode_point};
 use super::{
     AggregationMethod, ArchiveInfo, Header, Result, WhisperError, ARCHIVE_INFO_SIZE, METADATA_SIZE,
     POINT_SIZE,
 };
 
 const POINT: i64 = POINT_SIZE as i64;
+
+/// The most slots one archive read returns (2^28, 4 GiB of values).
+const MAX_FETCH_SLOTS: i64 = 1 << 28;
 
 /// Switches that carbon sets for every write (WHISPER_LOCK_WRITES, WHISPER_AUTOFLUSH).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -477,9 +480,17 @@ impl WhisperFile {
         if start == end {
             end += step;
         }
+        let slots = (end - start) / step;
         let base = self.base_interval(&archive)?;
         if base == 0 {
-            let n = usize::try_from((end - start) / step).unwrap_or(0);
+            // whisper.py builds the list whatever its length; an interval far beyond the archive
+            // (possible only with an explicit archive or an unclamped until) is refused instead.
+            if slots > MAX_FETCH_SLOTS {
+                return Err(WhisperError::InvalidArgument(format!(
+                    "Invalid time interval: {slots} points of {step} seconds is more than a fetch returns ({MAX_FETCH_SLOTS})"
+                )));
+            }
+            let n = usize::try_from(slots).unwrap_or(0);
             return Ok(FetchResult {
                 start,
                 end,

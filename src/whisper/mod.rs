@@ -8,18 +8,22 @@
 mod aggregation;
 mod error;
 mod file;
+mod fill;
 mod format;
 mod merge;
+mod resize;
 pub mod retention;
 
 pub use aggregation::AggregationMethod;
 pub use error::WhisperError;
 pub use file::{
-    create, fetch, info, set_aggregation_method, set_x_files_factor, update, update_many,
-    validate_archive_list, CreateOptions, FetchResult, WhisperFile, WriteOptions,
+    create, fetch, info, now_epoch, set_aggregation_method, set_x_files_factor, update,
+    update_many, validate_archive_list, CreateOptions, FetchResult, WhisperFile, WriteOptions,
 };
+pub use fill::{fill, fill_range};
 pub use format::{ArchiveInfo, Header, ARCHIVE_INFO_SIZE, METADATA_SIZE, POINT_SIZE};
 pub use merge::{diff, merge, ArchiveDiff};
+pub use resize::{create_with_method_name, resize, with_suffix, ResizeEvent, ResizeOptions};
 
 /// Result alias for whisper operations.
 pub type Result<T> = std::result::Result<T, WhisperError>;
