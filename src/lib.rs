@@ -5,5 +5,6 @@
 //! metric gets, and `cli` holds the command-line front ends that sit on top of both.
 
 pub mod cli;
+pub mod pyfmt;
 pub mod schema;
 pub mod whisper;

@@ -1,4 +1,3 @@
 //! Command-line front ends: `carbide serve` and the `carbide whisper` tools.
 
 pub mod whisper;
-pub mod pyfmt;

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use super::pyfmt::{self, float_repr, printf_f, printf_g, Json};
+use crate::pyfmt::{self, float_repr, printf_f, printf_g, Json};
 use crate::whisper::retention::parse_retention_def;
 use crate::whisper::{
     self, AggregationMethod, ArchiveDiff, ArchiveInfo, CreateOptions, Header, ResizeEvent,

@@ -486,7 +486,7 @@ impl WhisperFile {
             // whisper.py builds the list whatever its length; an interval far beyond the archive
             // (possible only with an explicit archive or an unclamped until) is refused instead.
             if slots > MAX_FETCH_SLOTS {
-                return Err(WhisperError::InvalidArgument(format!(
+                return Err(self.corrupt(format!(
                     "Invalid time interval: {slots} points of {step} seconds is more than a fetch returns ({MAX_FETCH_SLOTS})"
                 )));
             }
@@ -587,26 +587,13 @@ fn read_fully_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Resul
     Ok(filled)
 }
 
-/// Python's repr of a float for the messages that print one (`2.0`, `-0.5`, `nan`).
-fn python_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        "nan".to_string()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf" } else { "-inf" }.to_string()
-    } else if x == x.trunc() && x.abs() < 1e16 {
-        format!("{x:.1}")
-    } else {
-        format!("{x}")
-    }
-}
-
 /// Checks an xFilesFactor as whisper.py does before packing it as f32. NaN is refused too
 /// (whisper.py lets it through and then cannot read the file it wrote).
 pub(crate) fn checked_x_files_factor(x: f64) -> Result<f32> {
     if x.is_nan() || !(0.0..=1.0).contains(&x) {
         return Err(WhisperError::InvalidXFilesFactor(format!(
             "Invalid xFilesFactor {}, not between 0 and 1",
-            python_float_repr(x)
+            crate::pyfmt::float_repr(x)
         )));
     }
     Ok(x as f32)
@@ -622,13 +609,6 @@ pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
         ));
     }
     archives.sort_by_key(|a| a.0);
-    for (i, &(spp, points)) in archives.iter().enumerate() {
-        if spp == 0 || points == 0 {
-            return Err(WhisperError::InvalidConfiguration(format!(
-                "Archive {i} ({spp}, {points}) must have at least one second per point and one point"
-            )));
-        }
-    }
     for i in 0..archives.len().saturating_sub(1) {
         let (a, b) = (archives[i], archives[i + 1]);
         let j = i + 1;
@@ -638,6 +618,10 @@ pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
                  precision (archive{i}: ({}, {}), archive{j}: ({}, {}))",
                 a.0, a.1, b.0, b.1
             )));
+        }
+        if a.0 == 0 {
+            // whisper.py divides by this precision next and dies with ZeroDivisionError.
+            return Err(zero_archive(i, a));
         }
         if b.0 % a.0 != 0 {
             return Err(WhisperError::InvalidConfiguration(format!(
@@ -665,7 +649,21 @@ pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
             )));
         }
     }
+    // Checked after whisper.py's own rules so that lists it refuses get its messages.
+    if let Some((i, &a)) = archives
+        .iter()
+        .enumerate()
+        .find(|(_, a)| a.0 == 0 || a.1 == 0)
+    {
+        return Err(zero_archive(i, a));
+    }
     Ok(())
+}
+
+fn zero_archive(i: usize, (spp, points): (u32, u32)) -> WhisperError {
+    WhisperError::InvalidConfiguration(format!(
+        "Archive {i} ({spp}, {points}) must have at least one second per point and one point"
+    ))
 }
 
 /// whisper.py's `create`. The method and xFilesFactor are checked before the file is made
@@ -919,9 +917,12 @@ mod tests {
     }
 
     #[test]
-    fn float_repr_for_messages() {
-        assert_eq!(python_float_repr(2.0), "2.0");
-        assert_eq!(python_float_repr(-0.5), "-0.5");
-        assert_eq!(python_float_repr(1.1), "1.1");
+    fn x_files_factor_messages_print_python_floats() {
+        let msg = |x: f64| checked_x_files_factor(x).unwrap_err().to_string();
+        assert_eq!(msg(2.0), "Invalid xFilesFactor 2.0, not between 0 and 1");
+        assert_eq!(
+            msg(-1e-9),
+            "Invalid xFilesFactor -1e-09, not between 0 and 1"
+        );
     }
 }

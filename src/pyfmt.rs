@@ -1,10 +1,6 @@
-//! Python's number and string formatting and parsing, as the whisper-*.py tools use them.
-//!
-//! The `carbide whisper` tools must print what whisper-*.py print, byte for byte, so that
-//! operators' scripts keep parsing the output. Those scripts print through `repr(float)`,
-//! `"%f"`, `"%g"`, `str(list)` and `json.dumps`, and read their arguments through `float()`,
-//! `int()` and optparse's integer parser. This module reproduces exactly those, and nothing
-//! more: it is not a general Python emulation.
+//! Python's own number and string formatting and parsing (`repr(float)`, printf `%f`/`%g`,
+//! `float()`, `int()`, `json.dumps`), which Carbide reproduces wherever carbon's, whisper.py's or
+//! graphite-web's output or input rules are part of the compatibility contract.
 
 use std::fmt::Write as _;
 
