@@ -5,6 +5,7 @@
 //! metric gets, and `cli` holds the command-line front ends that sit on top of both.
 
 pub mod cli;
+pub mod ingest;
 pub mod pyfmt;
 pub mod schema;
 pub mod whisper;

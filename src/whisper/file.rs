@@ -6,6 +6,8 @@
 //! whisper update touches a handful of small regions, and a fetch reads one contiguous range,
 //! so there is nothing for a memory map to win (see `benches/whisper.rs`).
 
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
@@ -91,6 +93,9 @@ pub struct WhisperFile {
     /// The file's length when opened: archives must lie within it.
     len: u64,
     autoflush: bool,
+    /// Each archive's slot-0 interval once read, forgotten whenever a write touches slot 0:
+    /// an update reads it several times and it rarely changes.
+    bases: Vec<Cell<Option<i64>>>,
 }
 
 impl WhisperFile {
@@ -114,6 +119,7 @@ impl WhisperFile {
         Ok(WhisperFile {
             file,
             path: path.to_path_buf(),
+            bases: vec![Cell::new(None); header.archives.len()],
             header,
             len,
             autoflush: opts.autoflush,
@@ -155,14 +161,22 @@ impl WhisperFile {
     }
 
     fn write_at(&self, offset: i64, data: &[u8]) -> Result<()> {
-        let offset = u64::try_from(offset).map_err(|_| self.corrupt("negative file offset"))?;
+        let start = u64::try_from(offset).map_err(|_| self.corrupt("negative file offset"))?;
+        let end = start + data.len() as u64;
+        for (a, base) in self.header.archives.iter().zip(&self.bases) {
+            let slot0 = u64::from(a.offset);
+            if start < slot0 + POINT_SIZE as u64 && slot0 < end {
+                base.set(None);
+            }
+        }
         self.file
-            .write_all_at(data, offset)
+            .write_all_at(data, start)
             .map_err(|e| WhisperError::io(&self.path, e))
     }
 
     /// Refuses archives whose data lies past the end of the file (whisper.py would read short
-    /// data or silently grow the file), and archives that cannot be addressed at all.
+    /// data or silently grow the file), archives that overlap each other or the header, and
+    /// archives that cannot be addressed at all.
     fn check_archives(&self) -> Result<()> {
         let len = self.len;
         if self.header.archives.is_empty() {
@@ -174,6 +188,15 @@ impl WhisperFile {
                     "Archive {i} has {} seconds per point and {} points",
                     a.seconds_per_point, a.points
                 )));
+            }
+            let overlap = self.header.archives.iter().enumerate().find(|&(j, b)| {
+                j != i && u64::from(a.offset) < b.end() && u64::from(b.offset) < a.end()
+            });
+            if let Some((j, _)) = overlap {
+                return Err(self.corrupt(format!("Archive {i} overlaps archive {j}")));
+            }
+            if u64::from(a.offset) < self.header.size() as u64 {
+                return Err(self.corrupt(format!("Archive {i} overlaps the header")));
             }
             if a.end() > len {
                 return Err(self.corrupt(format!(
@@ -187,11 +210,23 @@ impl WhisperFile {
 
     /// The interval stored in an archive's slot 0: 0 while the archive has never been written.
     fn base_interval(&self, archive: &ArchiveInfo) -> Result<i64> {
+        let cached = self
+            .header
+            .archives
+            .iter()
+            .position(|a| a.offset == archive.offset);
+        if let Some(base) = cached.and_then(|i| self.bases[i].get()) {
+            return Ok(base);
+        }
         let b = self.read_at(i64::from(archive.offset), POINT)?;
         if b.len() < POINT_SIZE {
             return Err(self.corrupt("Unable to read base datapoint"));
         }
-        Ok(i64::from(decode_point(&b).0))
+        let base = i64::from(decode_point(&b).0);
+        if let Some(i) = cached {
+            self.bases[i].set(Some(base));
+        }
+        Ok(base)
     }
 
     /// Byte offset of `interval`'s slot in an archive whose slot 0 holds `base`.
@@ -356,12 +391,11 @@ impl WhisperFile {
         for lower in &lowers {
             let lstep = i64::from(lower.seconds_per_point);
             let intervals: Vec<u64> = aligned.iter().map(|p| align(p.0, lstep) as u64).collect();
-            let mut further = false;
-            for interval in python_int_set_order(&intervals) {
-                if self.propagate(interval as i64, &higher, lower)? {
-                    further = true;
-                }
-            }
+            let ordered: Vec<i64> = python_int_set_order(&intervals)
+                .into_iter()
+                .map(|i| i as i64)
+                .collect();
+            let further = self.propagate_many(&ordered, &higher, lower)?;
             if !further {
                 break;
             }
@@ -370,29 +404,42 @@ impl WhisperFile {
         Ok(())
     }
 
-    /// whisper.py's `__propagate`: aggregates the higher archive's points that fall in the
-    /// lower archive's interval containing `timestamp`, if enough of them are known.
-    fn propagate(&self, timestamp: i64, higher: &ArchiveInfo, lower: &ArchiveInfo) -> Result<bool> {
-        let hstep = i64::from(higher.seconds_per_point);
-        let lstep = i64::from(lower.seconds_per_point);
-        let lower_start = align(timestamp, lstep);
+    /// Reads wrapped bytes `[first, first + len)` of an archive, as whisper.py reads them: one
+    /// read, or the tail of the archive then its head.
+    fn read_wrapped(&self, archive: &ArchiveInfo, first: i64, len: i64) -> Result<Vec<u8>> {
+        let start = i64::from(archive.offset);
+        let size = archive.size as i64;
+        let last = ((first - start) + len).rem_euclid(size) + start;
+        if first < last {
+            self.read_at(first, last - first)
+        } else {
+            let mut s = self.read_at(first, start + size - first)?;
+            s.extend(self.read_at(start, last - start)?);
+            Ok(s)
+        }
+    }
+
+    /// The higher archive's points that `__propagate` reads for the lower interval starting at
+    /// `lower_start`.
+    fn propagation_source(
+        &self,
+        lower_start: i64,
+        higher: &ArchiveInfo,
+        lower: &ArchiveInfo,
+    ) -> Result<Vec<u8>> {
         let hbase = self.base_interval(higher)?;
-        let hoffset = i64::from(higher.offset);
-        let hsize = higher.size as i64;
         let first = if hbase == 0 {
-            hoffset
+            i64::from(higher.offset)
         } else {
             Self::slot_offset(higher, hbase, lower_start)
         };
-        let wanted = (lstep / hstep) * POINT;
-        let last = ((first - hoffset) + wanted).rem_euclid(hsize) + hoffset;
-        let series = if first < last {
-            self.read_at(first, last - first)?
-        } else {
-            let mut s = self.read_at(first, hoffset + hsize - first)?;
-            s.extend(self.read_at(hoffset, last - hoffset)?);
-            s
-        };
+        let wanted = i64::from(lower.seconds_per_point / higher.seconds_per_point) * POINT;
+        self.read_wrapped(higher, first, wanted)
+    }
+
+    /// The value `__propagate` writes for the interval starting at `lower_start`, given the
+    /// higher archive's points it read; None when too few are known.
+    fn aggregate_source(&self, lower_start: i64, hstep: i64, series: &[u8]) -> Result<Option<f64>> {
         if series.len() % POINT_SIZE != 0 {
             return Err(self.corrupt("Unable to read datapoints"));
         }
@@ -407,13 +454,22 @@ impl WhisperFile {
             expected += hstep;
         }
         if known.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let known_fraction = known.len() as f64 / slots as f64;
         if known_fraction < f64::from(self.header.x_files_factor) {
-            return Ok(false);
+            return Ok(None);
         }
-        let Some(value) = self.header.aggregation_method.aggregate(&known, slots) else {
+        Ok(self.header.aggregation_method.aggregate(&known, slots))
+    }
+
+    /// whisper.py's `__propagate`: aggregates the higher archive's points that fall in the
+    /// lower archive's interval containing `timestamp`, if enough of them are known.
+    fn propagate(&self, timestamp: i64, higher: &ArchiveInfo, lower: &ArchiveInfo) -> Result<bool> {
+        let lower_start = align(timestamp, i64::from(lower.seconds_per_point));
+        let series = self.propagation_source(lower_start, higher, lower)?;
+        let hstep = i64::from(higher.seconds_per_point);
+        let Some(value) = self.aggregate_source(lower_start, hstep, &series)? else {
             return Ok(false);
         };
         let mut packed = Vec::with_capacity(POINT_SIZE);
@@ -426,6 +482,81 @@ impl WhisperFile {
         };
         self.write_at(offset, &packed)?;
         Ok(true)
+    }
+
+    /// `__propagate` for each of `intervals` in turn (already aligned to the lower archive, in
+    /// whisper.py's order), with the same result as calling it one by one but with fewer
+    /// system calls: the higher archive's span is read once when it fits the archive, and the
+    /// lower archive's points are written at the end, adjacent ones together. Nothing reads the
+    /// lower archive in between, so deferring its writes changes no byte.
+    fn propagate_many(
+        &self,
+        intervals: &[i64],
+        higher: &ArchiveInfo,
+        lower: &ArchiveInfo,
+    ) -> Result<bool> {
+        let hstep = i64::from(higher.seconds_per_point);
+        let per_interval = i64::from(lower.seconds_per_point / higher.seconds_per_point);
+        let (Some(&min), Some(&max)) = (intervals.iter().min(), intervals.iter().max()) else {
+            return Ok(false);
+        };
+        let span = (max - min) / hstep + per_interval;
+        let hbase = self.base_interval(higher)?;
+        let window = if hbase != 0 && intervals.len() > 1 && span <= i64::from(higher.points) {
+            let first = Self::slot_offset(higher, hbase, min);
+            Some(self.read_wrapped(higher, first, span * POINT)?)
+        } else {
+            None
+        };
+        let mut lbase = self.base_interval(lower)?;
+        let mut pending: BTreeMap<i64, [u8; POINT_SIZE]> = BTreeMap::new();
+        let mut any = false;
+        for &lower_start in intervals {
+            let owned;
+            let series: &[u8] = match &window {
+                Some(w) => {
+                    let at = ((lower_start - min) / hstep * POINT) as usize;
+                    let end = at + (per_interval * POINT) as usize;
+                    w.get(at..end)
+                        .ok_or_else(|| self.corrupt("Unable to read datapoints"))?
+                }
+                None => {
+                    owned = self.propagation_source(lower_start, higher, lower)?;
+                    &owned
+                }
+            };
+            let Some(value) = self.aggregate_source(lower_start, hstep, series)? else {
+                continue;
+            };
+            let mut packed = [0u8; POINT_SIZE];
+            packed[..4].copy_from_slice(&to_interval(lower_start)?.to_be_bytes());
+            packed[4..].copy_from_slice(&value.to_be_bytes());
+            let offset = if lbase == 0 {
+                // This write becomes slot 0, which is what whisper.py would read back as base.
+                lbase = lower_start;
+                i64::from(lower.offset)
+            } else {
+                Self::slot_offset(lower, lbase, lower_start)
+            };
+            pending.insert(offset, packed);
+            any = true;
+        }
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0;
+        for (offset, packed) in pending {
+            if !run.is_empty() && offset != run_start + run.len() as i64 {
+                self.write_at(run_start, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = offset;
+            }
+            run.extend_from_slice(&packed);
+        }
+        if !run.is_empty() {
+            self.write_at(run_start, &run)?;
+        }
+        Ok(any)
     }
 
     /// whisper.py's `fetch`. `archive_to_select` is a precision in seconds; `Ok(None)` when the

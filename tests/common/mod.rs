@@ -15,7 +15,9 @@ pub fn venv() -> &'static Path {
             }
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup-test-env");
-        let out = Command::new(&script).output().expect("run scripts/setup-test-env");
+        let out = Command::new(&script)
+            .output()
+            .expect("run scripts/setup-test-env");
         assert!(
             out.status.success(),
             "scripts/setup-test-env failed: {}",

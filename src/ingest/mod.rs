@@ -1,0 +1,6 @@
+//! Receiving carbon's protocols: parsing plaintext lines and pickled batches, and cleaning
+//! metric names, before points reach the cache.
+
+pub mod line;
+pub mod name;
+pub mod pyfloat;
