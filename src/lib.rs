@@ -5,7 +5,9 @@
 //! metric gets, and `cli` holds the command-line front ends that sit on top of both.
 
 pub mod cli;
+pub mod config;
 pub mod ingest;
 pub mod pyfmt;
 pub mod schema;
+pub mod wal;
 pub mod whisper;

@@ -440,7 +440,7 @@ impl WhisperFile {
     /// The value `__propagate` writes for the interval starting at `lower_start`, given the
     /// higher archive's points it read; None when too few are known.
     fn aggregate_source(&self, lower_start: i64, hstep: i64, series: &[u8]) -> Result<Option<f64>> {
-        if series.len() % POINT_SIZE != 0 {
+        if !series.len().is_multiple_of(POINT_SIZE) {
             return Err(self.corrupt("Unable to read datapoints"));
         }
         let slots = series.len() / POINT_SIZE;
@@ -642,7 +642,7 @@ impl WhisperFile {
             )?);
             s
         };
-        if series.len() % POINT_SIZE != 0 {
+        if !series.len().is_multiple_of(POINT_SIZE) {
             return Err(self.corrupt("Unable to read datapoints"));
         }
         let mut values = Vec::with_capacity(series.len() / POINT_SIZE);
