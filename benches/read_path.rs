@@ -54,7 +54,11 @@ fn bench(c: &mut Criterion) {
             let f = File::open(&path).expect("open");
             // SAFETY: the file is not modified while mapped in this benchmark.
             let map = unsafe { memmap2::Mmap::map(&f) }.expect("map");
-            decode(&map[offset as usize..offset as usize + len], NOW - 86390, 10)
+            decode(
+                &map[offset as usize..offset as usize + len],
+                NOW - 86390,
+                10,
+            )
         })
     });
     g.bench_function("whisper_fetch", |b| {

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "carbide", version, about = "A Graphite-compatible time-series storage server")]
+#[command(
+    name = "carbide",
+    version,
+    about = "A Graphite-compatible time-series storage server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -14,14 +14,22 @@ fn fixtures() -> Vec<(String, PathBuf, Value)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("fixtures directory") {
         let path = entry.expect("dir entry").path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let Some(stem) = name.strip_suffix(".expected.json") else { continue };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".expected.json") else {
+            continue;
+        };
         let text = std::fs::read_to_string(&path).expect("read expected json");
         let expected: Value = serde_json::from_str(&text).expect("parse expected json");
         out.push((stem.to_string(), dir.join(format!("{stem}.wsp")), expected));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(out.len() >= 11, "expected at least 11 fixtures in {}", dir.display());
+    assert!(
+        out.len() >= 11,
+        "expected at least 11 fixtures in {}",
+        dir.display()
+    );
     out
 }
 

@@ -3,4 +3,5 @@
 
 pub mod line;
 pub mod name;
+pub mod pickle;
 pub mod pyfloat;
