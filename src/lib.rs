@@ -1,13 +1,18 @@
 //! Carbide: a Graphite-compatible time-series store.
 //!
 //! The crate is split by pipeline stage so that a module name says where a thing lives:
-//! `whisper` is the on-disk file format, `schema` decides which retention and aggregation a new
+//! `ingest` parses what clients send, `wal` makes accepted points durable, `whisper` is the
+//! on-disk file format, `schema` decides which retention and aggregation a new
 //! metric gets, and `cli` holds the command-line front ends that sit on top of both.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod ingest;
-pub mod pyfmt;
+pub mod persist;
+pub mod python;
 pub mod schema;
+pub mod serve;
 pub mod wal;
 pub mod whisper;

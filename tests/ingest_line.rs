@@ -16,7 +16,7 @@ use carbide::ingest::line::{
     datagram_lines, invalid_datagram_line_message, invalid_line_message, parse_datagram,
     parse_datagram_line, parse_line, parse_line_ref, LineError, LineFramer,
 };
-use carbide::ingest::pyfloat;
+use carbide::python::{number, text};
 use serde_json::{json, Value};
 
 /// One long-lived interpreter running the oracle script.
@@ -169,7 +169,7 @@ const FLOAT_CASES: &[&str] = &[
 ];
 
 #[test]
-fn pyfloat_matches_python_float() {
+fn parse_float_matches_python_float() {
     let mut py = Oracle::start();
     let mut cases: Vec<String> = FLOAT_CASES.iter().map(|s| s.to_string()).collect();
     let pieces = [
@@ -232,7 +232,7 @@ fn pyfloat_matches_python_float() {
         } else {
             None
         };
-        let got = pyfloat::parse(s).map(f64::to_bits);
+        let got = number::parse_float(s).map(f64::to_bits);
         if got != want {
             failures.push(format!("{s:?}: carbide {got:?}, python {want:?}"));
         }
@@ -299,12 +299,12 @@ fn str_methods_match_python() {
     }
     for s in &cases {
         let want = py.ask(json!({"op": "strings", "s": s}));
-        let split: Vec<&str> = pyfloat::split(s).collect();
+        let split: Vec<&str> = text::split(s).collect();
         let lines: Vec<&str> = datagram_lines(s).collect();
         assert_eq!(json!(split), want["split"], "split {s:?}");
-        assert_eq!(json!(pyfloat::strip(s)), want["strip"], "strip {s:?}");
+        assert_eq!(json!(text::strip(s)), want["strip"], "strip {s:?}");
         assert_eq!(json!(lines), want["splitlines"], "splitlines {s:?}");
-        assert_eq!(json!(pyfloat::repr_unquoted(s)), want["repr"], "repr {s:?}");
+        assert_eq!(json!(text::repr_unquoted(s)), want["repr"], "repr {s:?}");
     }
 }
 
@@ -340,23 +340,19 @@ fn unicode_tables_match_python() {
         let Some(c) = char::from_u32(cp) else {
             continue;
         };
+        assert_eq!(text::is_space(c), space.contains(&cp), "isspace U+{cp:04X}");
         assert_eq!(
-            pyfloat::is_space(c),
-            space.contains(&cp),
-            "isspace U+{cp:04X}"
-        );
-        assert_eq!(
-            pyfloat::decimal(c),
+            text::decimal(c),
             want_decimal[cp as usize],
             "decimal U+{cp:04X}"
         );
         assert_eq!(
-            pyfloat::is_printable(c),
+            text::is_printable(c),
             !nonprint[cp as usize],
             "isprintable U+{cp:04X}"
         );
         assert_eq!(
-            pyfloat::is_line_boundary(c),
+            text::is_line_boundary(c),
             breaks.contains(&cp),
             "splitlines U+{cp:04X}"
         );
@@ -645,15 +641,15 @@ mod properties {
             let _ = parse_datagram(&line, now);
             let _ = invalid_line_message("p:1", &line);
             if let Ok(s) = std::str::from_utf8(&line) {
-                let _ = pyfloat::parse(s);
-                let _ = pyfloat::repr_unquoted(s);
+                let _ = number::parse_float(s);
+                let _ = text::repr_unquoted(s);
             }
         }
 
         #[test]
         fn unicode_parsing_never_panics(s in "\\PC*", now in any::<f64>()) {
             let _ = parse_line(s.as_bytes(), now);
-            let _ = pyfloat::parse(&s);
+            let _ = number::parse_float(&s);
             let _ = carbide::ingest::line::quote_line(&s);
         }
     }

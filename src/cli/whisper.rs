@@ -15,7 +15,8 @@ use std::path::Path;
 
 use clap::{Args, Subcommand};
 
-use crate::pyfmt::{self, float_repr, printf_f, printf_g, Json};
+use crate::python;
+use crate::python::format::{float_repr, list_repr, printf_f, printf_g, Json};
 use crate::whisper::retention::parse_retention_def;
 use crate::whisper::{
     self, AggregationMethod, ArchiveDiff, ArchiveInfo, CreateOptions, Header, ResizeEvent,
@@ -60,13 +61,13 @@ pub enum WhisperCommand {
 }
 
 fn py_float_arg(s: &str) -> Result<f64, String> {
-    pyfmt::parse_float(s)
-        .ok_or_else(|| format!("invalid floating-point value: {}", pyfmt::str_repr(s)))
+    python::number::parse_float(s)
+        .ok_or_else(|| format!("invalid floating-point value: {}", python::text::repr(s)))
 }
 
 fn py_int_arg(s: &str) -> Result<i64, String> {
-    pyfmt::parse_optparse_int(s)
-        .ok_or_else(|| format!("invalid integer value: {}", pyfmt::str_repr(s)))
+    python::number::parse_optparse_int(s)
+        .ok_or_else(|| format!("invalid integer value: {}", python::text::repr(s)))
 }
 
 #[derive(Debug, Args)]
@@ -305,7 +306,7 @@ fn python_io_message(path: &Path, e: &std::io::Error) -> String {
                 .unwrap_or(&text);
             format!(
                 "[Errno {code}] {strerror}: {}",
-                pyfmt::str_repr(&path.to_string_lossy())
+                python::text::repr(&path.to_string_lossy())
             )
         }
         None => e.to_string(),
@@ -507,20 +508,20 @@ fn update(a: UpdateArgs) -> i32 {
         let [ts, value] = one.as_slice() else {
             return fail(unpack_error(one.len()));
         };
-        let Some(value) = pyfmt::parse_float(value) else {
+        let Some(value) = python::number::parse_float(value) else {
             return fail(format!(
                 "could not convert string to float: {}",
-                pyfmt::str_repr(value)
+                python::text::repr(value)
             ));
         };
-        let Some(ts_n) = pyfmt::parse_int(ts) else {
+        let Some(ts_n) = python::number::parse_int(ts) else {
             // whisper.py opens the file and reads the header before it converts the timestamp.
             if let Err(e) = whisper::info(path) {
                 return fail(py_err(&e));
             }
             return fail(format!(
                 "invalid literal for int() with base 10: {}",
-                pyfmt::str_repr(ts)
+                python::text::repr(ts)
             ));
         };
         return match whisper::update(path, value, Some(ts_n), Some(now), write_options()) {
@@ -533,16 +534,16 @@ fn update(a: UpdateArgs) -> i32 {
         let [ts, value] = p.as_slice() else {
             return fail(unpack_error(p.len()));
         };
-        let Some(ts) = pyfmt::parse_int(ts) else {
+        let Some(ts) = python::number::parse_int(ts) else {
             return fail(format!(
                 "invalid literal for int() with base 10: {}",
-                pyfmt::str_repr(ts)
+                python::text::repr(ts)
             ));
         };
-        let Some(value) = pyfmt::parse_float(value) else {
+        let Some(value) = python::number::parse_float(value) else {
             return fail(format!(
                 "could not convert string to float: {}",
-                pyfmt::str_repr(value)
+                python::text::repr(value)
             ));
         };
         parsed.push((ts, value));
@@ -597,7 +598,7 @@ fn fetch(a: FetchArgs) -> i32 {
             result.start,
             result.end,
             result.step,
-            pyfmt::list_repr(&values).replace("None", "null")
+            list_repr(&values).replace("None", "null")
         );
         return 0;
     }
@@ -957,7 +958,7 @@ fn set_aggregation_method(a: SetAggregationMethodArgs) -> i32 {
     };
     let xff = match xff_s {
         None => None,
-        Some(s) => match pyfmt::parse_float(s) {
+        Some(s) => match python::number::parse_float(s) {
             Some(x) => {
                 if let Some(m) = xff_range_error(x) {
                     return fail(m);

@@ -5,7 +5,7 @@
 //! What counts as a valid line is whatever carbon 1.1.10 on CPython 3.11 accepts
 //! (`protocols.py`, spec §2.4): strict UTF-8, `line.strip().split()` on Python's Unicode
 //! whitespace, exactly three fields, both numbers through Python's `float()` (see
-//! [`super::pyfloat`]). A NaN value is dropped silently; a timestamp whose `int()` is −1 means
+//! [`crate::python::number`]). A NaN value is dropped silently; a timestamp whose `int()` is −1 means
 //! "now"; timestamps stay `f64` as carbon keeps them.
 //!
 //! # Fatal and invalid lines
@@ -30,7 +30,7 @@
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
-use super::pyfloat;
+use crate::python;
 
 /// Twisted's `LineOnlyReceiver.MAX_LENGTH`, which carbon does not change: the longest line,
 /// in bytes, without its `\n`.
@@ -163,16 +163,17 @@ pub fn parse_datagram_line(line: &str, now: f64) -> Result<Option<Point<'_>>, Li
 
 #[inline]
 fn parse_text(text: &str, now: f64, transport: Transport) -> Result<Option<Point<'_>>, LineError> {
-    let mut fields = pyfloat::split(text);
+    let mut fields = python::text::split(text);
     let (Some(name), Some(value), Some(timestamp), None) =
         (fields.next(), fields.next(), fields.next(), fields.next())
     else {
-        let n = pyfloat::split(text).count();
+        let n = python::text::split(text).count();
         return Err(LineError::Invalid(Reason::FieldCount(n)));
     };
     // carbon converts the timestamp first; both failures are the same ValueError to it.
-    let timestamp = pyfloat::parse(timestamp).ok_or(LineError::Invalid(Reason::BadTimestamp))?;
-    let value = pyfloat::parse(value).ok_or(LineError::Invalid(Reason::BadValue))?;
+    let timestamp =
+        python::number::parse_float(timestamp).ok_or(LineError::Invalid(Reason::BadTimestamp))?;
+    let value = python::number::parse_float(value).ok_or(LineError::Invalid(Reason::BadValue))?;
     // metricReceived: the NaN-value filter comes before int(timestamp).
     if value.is_nan() {
         return Ok(None);
@@ -184,7 +185,7 @@ fn parse_text(text: &str, now: f64, transport: Transport) -> Result<Option<Point
         });
     } else if timestamp.is_infinite() {
         return Err(LineError::Fatal(Reason::InfiniteTimestamp));
-    } else if pyfloat::int_is_minus_one(timestamp) {
+    } else if python::number::int_is_minus_one(timestamp) {
         now
     } else {
         timestamp
@@ -213,8 +214,8 @@ pub fn apply_min_resolution(timestamp: f64, resolution: u64) -> f64 {
 }
 
 /// The lines of a UDP datagram's text: Python's `str.splitlines()`.
-pub fn datagram_lines(text: &str) -> pyfloat::SplitLines<'_> {
-    pyfloat::splitlines(text)
+pub fn datagram_lines(text: &str) -> python::text::SplitLines<'_> {
+    python::text::splitlines(text)
 }
 
 /// A line [`parse_datagram`] refused, with its text for the log.
@@ -289,7 +290,7 @@ pub fn quote_line(line: &str) -> String {
         Some((at, _)) => Cow::Owned(format!("{}...", line.get(..at).unwrap_or(line))),
         None => Cow::Borrowed(line),
     };
-    pyfloat::repr_unquoted(pyfloat::strip(&cut))
+    python::text::repr_unquoted(python::text::strip(&cut))
 }
 
 /// Why a TCP stream can no longer be framed; the connection is to be closed.

@@ -10,7 +10,8 @@
 use regex::Regex;
 
 use super::config::ConfigFile;
-use super::{pattern, python, SchemaError, SchemaWarning};
+use super::{pattern, SchemaError, SchemaWarning};
+use crate::python;
 use crate::whisper::AggregationMethod;
 
 /// Name of carbon's built-in last aggregation rule.
@@ -87,11 +88,11 @@ pub fn parse_storage_aggregation(
         let x_files_factor = match get("xfilesfactor") {
             None => None,
             Some(item) => {
-                let Some(xff) = python::parse_float(&item.value) else {
+                let Some(xff) = python::number::parse_float(&item.value) else {
                     let message = format!(
                         "[{name}] xfilesfactor: could not convert string to float: {}, \
                          skipping section",
-                        python::repr(&item.value)
+                        python::text::repr(&item.value)
                     );
                     SchemaWarning::emit(warnings, file, Some(item.line), message);
                     continue;
@@ -103,7 +104,7 @@ pub fn parse_storage_aggregation(
                         item.line,
                         format!(
                             "[{name}] xfilesfactor: {} is out of [0, 1]",
-                            python::repr(&item.value)
+                            python::text::repr(&item.value)
                         ),
                     ));
                 }
@@ -119,7 +120,7 @@ pub fn parse_storage_aggregation(
                     item.line,
                     format!(
                         "[{name}] aggregationmethod: {} is not one of whisper's methods ({})",
-                        python::repr(&item.value),
+                        python::text::repr(&item.value),
                         names.join(", ")
                     ),
                 )

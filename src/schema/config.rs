@@ -15,8 +15,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::python;
 use super::SchemaError;
+use crate::python;
 
 /// configparser's `MAX_INTERPOLATION_DEPTH`.
 const MAX_INTERPOLATION_DEPTH: usize = 10;
@@ -122,7 +122,7 @@ impl ConfigFile {
         let mut bad_lines: Vec<(usize, &str)> = Vec::new();
 
         for (number, line) in lines(text) {
-            let stripped = python::strip(line);
+            let stripped = python::text::strip(line);
             let is_comment = stripped.starts_with('#') || stripped.starts_with(';');
             let value = if is_comment { "" } else { stripped };
             if value.is_empty() {
@@ -135,7 +135,10 @@ impl ConfigFile {
                 }
                 continue;
             }
-            let indent = line.chars().take_while(|&c| python::is_space(c)).count();
+            let indent = line
+                .chars()
+                .take_while(|&c| python::text::is_space(c))
+                .count();
             if let (Some(_), Some((i, true))) = (target, option) {
                 if indent > indent_level {
                     pending[i].2.push(value.to_string());
@@ -150,7 +153,7 @@ impl ConfigFile {
                     return Err(SchemaError::at(
                         file,
                         number,
-                        format!("section {} already exists", python::repr(name)),
+                        format!("section {} already exists", python::text::repr(name)),
                     ));
                 } else if name == DEFAULT_SECTION {
                     target = Some(Target::Defaults);
@@ -173,7 +176,7 @@ impl ConfigFile {
                     number,
                     format!(
                         "File contains no section headers: {} comes before any [section]",
-                        python::repr(line)
+                        python::text::repr(line)
                     ),
                 ));
             };
@@ -181,7 +184,7 @@ impl ConfigFile {
                 bad_lines.push((number, line));
                 continue;
             };
-            let raw_key = python::rstrip(&value[..delimiter]);
+            let raw_key = python::text::rstrip(&value[..delimiter]);
             if raw_key.is_empty() {
                 // Python records the error, then carries on and stores the option anyway.
                 bad_lines.push((number, line));
@@ -193,12 +196,12 @@ impl ConfigFile {
                     number,
                     format!(
                         "option {} in section {} already exists",
-                        python::repr(&key),
-                        python::repr(&section_name)
+                        python::text::repr(&key),
+                        python::text::repr(&section_name)
                     ),
                 ));
             }
-            let first = python::strip(&value[delimiter + 1..]).to_string();
+            let first = python::text::strip(&value[delimiter + 1..]).to_string();
             let options = match current {
                 Target::Defaults => &mut config.defaults,
                 Target::Section(i) => &mut config.sections[i].options,
@@ -218,7 +221,7 @@ impl ConfigFile {
                 Target::Section(i) => &mut config.sections[i].options,
             };
             if let Some(option) = options.get_mut(index) {
-                option.value = python::rstrip(&parts.join("\n")).to_string();
+                option.value = python::text::rstrip(&parts.join("\n")).to_string();
             }
         }
 
@@ -234,7 +237,7 @@ impl ConfigFile {
                 format!(
                     "parsing error: {} is not a [section], key = value, comment or indented \
                      continuation{more}",
-                    python::repr(line)
+                    python::text::repr(line)
                 ),
             ));
         }
@@ -243,7 +246,7 @@ impl ConfigFile {
         // line that starts with `[` and ends with `]`, whatever configparser made of it.
         config.order = lines(text)
             .filter_map(|(number, line)| {
-                let s = python::strip(line);
+                let s = python::text::strip(line);
                 let inner = s.strip_prefix('[')?.strip_suffix(']')?;
                 Some((inner.to_string(), number))
             })
@@ -279,7 +282,7 @@ impl ConfigFile {
                         format!(
                             "No section: {} (configparser reads this line as a continuation \
                              of the value above it; unindent it)",
-                            python::repr(section)
+                            python::text::repr(section)
                         ),
                     ))
                 }
@@ -337,10 +340,10 @@ impl ConfigFile {
                 "Recursion limit exceeded in value substitution: option {} in section {} \
                  contains an interpolation key which cannot be substituted in {} steps. Raw \
                  value: {}",
-                python::repr(&option.key),
-                python::repr(section),
+                python::text::repr(&option.key),
+                python::text::repr(section),
                 MAX_INTERPOLATION_DEPTH,
-                python::repr(&option.value)
+                python::text::repr(&option.value)
             )));
         }
         while !rest.is_empty() {
@@ -359,7 +362,7 @@ impl ConfigFile {
                 let Some(n) = name_len.filter(|&n| after[n..].starts_with(")s")) else {
                     return Err(fail(format!(
                         "bad interpolation variable reference {}",
-                        python::repr(rest)
+                        python::text::repr(rest)
                     )));
                 };
                 let reference = after[..n].to_lowercase();
@@ -368,10 +371,10 @@ impl ConfigFile {
                     return Err(fail(format!(
                         "Bad value substitution: option {} in section {} contains an \
                          interpolation key {} which is not a valid option name. Raw value: {}",
-                        python::repr(&option.key),
-                        python::repr(section),
-                        python::repr(&reference),
-                        python::repr(&option.value)
+                        python::text::repr(&option.key),
+                        python::text::repr(section),
+                        python::text::repr(&reference),
+                        python::text::repr(&option.value)
                     )));
                 };
                 if found.value.contains('%') {
@@ -382,7 +385,7 @@ impl ConfigFile {
             } else {
                 return Err(fail(format!(
                     "'%' must be followed by '%' or '(', found: {}",
-                    python::repr(rest)
+                    python::text::repr(rest)
                 )));
             }
             if out.len() > MAX_INTERPOLATED_LEN {

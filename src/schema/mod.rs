@@ -25,7 +25,6 @@ pub mod config;
 mod aggregation;
 mod error;
 mod pattern;
-mod python;
 mod retention;
 mod storage;
 

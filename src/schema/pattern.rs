@@ -40,7 +40,7 @@ pub(crate) fn compile(pattern: &str) -> Result<Regex, String> {
         };
         format!(
             "invalid regular expression {}: {reason}{hint}",
-            super::python::repr(pattern)
+            crate::python::text::repr(pattern)
         )
     })
 }

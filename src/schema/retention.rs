@@ -3,7 +3,7 @@
 //! single-letter units only, so `1min:1d` that whisper accepts stops carbon at startup. Both
 //! parsers are kept so that each front end accepts exactly what its Python original did.
 
-use super::python;
+use crate::python;
 
 /// Seconds per carbon unit letter.
 fn unit_seconds(unit: &str) -> Option<u128> {
@@ -28,15 +28,15 @@ enum Amount {
 
 /// Reads one half. `None` means it has neither shape (carbon's "Invalid ... specification").
 fn amount(text: &str) -> Option<Result<Amount, String>> {
-    if python::is_decimal(text) {
-        return Some(Ok(Amount::Plain(python::decimal_to_u128(text))));
+    if python::text::is_decimal(text) {
+        return Some(Ok(Amount::Plain(python::number::decimal_to_u128(text))));
     }
     // Python's `$` also matches before one final newline, which a multi-line value can put
     // at the end of the precision: `retentions = 1s` + an indented `:1d` is accepted by carbon.
     let body = text.strip_suffix('\n').unwrap_or(text);
     let digits_end = body
         .char_indices()
-        .find(|&(_, c)| python::decimal_value(c).is_none())?
+        .find(|&(_, c)| python::text::decimal(c).is_none())?
         .0;
     let (count, unit) = body.split_at(digits_end);
     if count.is_empty() || unit.is_empty() || !unit.bytes().all(|b| b.is_ascii_lowercase()) {
@@ -45,7 +45,10 @@ fn amount(text: &str) -> Option<Result<Amount, String>> {
     let Some(seconds) = unit_seconds(unit) else {
         return Some(Err(format!("Invalid unit '{unit}'")));
     };
-    Some(Ok(Amount::Timed(python::decimal_to_u128(count), seconds)))
+    Some(Ok(Amount::Timed(
+        python::number::decimal_to_u128(count),
+        seconds,
+    )))
 }
 
 /// `int(a / b)` where `/` is Python's true division: the quotient correctly rounded to an f64,
@@ -76,7 +79,7 @@ fn python_int_true_div(a: u128, b: u128) -> u128 {
 /// points in time units (`division by zero`, Python's ZeroDivisionError) and values that do
 /// not fit whisper's 32-bit header fields (Python would accept them here and fail at create).
 pub fn parse_carbon_retention(def: &str) -> Result<(u32, u32), String> {
-    let parts: Vec<&str> = python::strip(def).split(':').collect();
+    let parts: Vec<&str> = python::text::strip(def).split(':').collect();
     let (precision_text, points_text) = match parts.as_slice() {
         [precision, points] => (*precision, *points),
         [_] => return Err("not enough values to unpack (expected 2, got 1)".to_string()),

@@ -9,7 +9,8 @@
 use regex::Regex;
 
 use super::config::ConfigFile;
-use super::{pattern, python, retention, SchemaError, SchemaWarning};
+use super::{pattern, retention, SchemaError, SchemaWarning};
+use crate::python;
 
 /// Name of carbon's built-in last schema.
 pub const DEFAULT_SCHEMA_NAME: &str = "default";
@@ -120,7 +121,7 @@ pub fn parse_storage_schemas(
         if let Err(e) = crate::whisper::validate_archive_list(&mut archives) {
             let message = format!(
                 "[{name}] retentions: invalid archive list {}, skipping section: {e}",
-                python::repr(&retentions.value)
+                python::text::repr(&retentions.value)
             );
             SchemaWarning::emit(warnings, file, Some(retentions.line), message);
             continue;

@@ -724,7 +724,7 @@ pub(crate) fn checked_x_files_factor(x: f64) -> Result<f32> {
     if x.is_nan() || !(0.0..=1.0).contains(&x) {
         return Err(WhisperError::InvalidXFilesFactor(format!(
             "Invalid xFilesFactor {}, not between 0 and 1",
-            crate::pyfmt::float_repr(x)
+            crate::python::format::float_repr(x)
         )));
     }
     Ok(x as f32)
@@ -836,10 +836,14 @@ pub fn create(path: &Path, archives: &[(u32, u32)], opts: &CreateOptions) -> Res
     };
     let data_len = offset - header_size;
 
+    // The file is written under a temporary name beside its final one and linked into place
+    // only when complete, so that a crash mid-create never leaves a short file that every
+    // later write would find corrupt (whisper.py writes in place).
+    let temp = temp_path(path);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
+        .open(&temp)
         .map_err(|e| WhisperError::io(path, e))?;
     let result = (|| -> std::io::Result<()> {
         if opts.write.lock {
@@ -862,14 +866,30 @@ pub fn create(path: &Path, archives: &[(u32, u32)], opts: &CreateOptions) -> Res
         if opts.write.autoflush {
             file.sync_all()?;
         }
-        Ok(())
+        // A hard link fails if the name was taken meanwhile, as create_new would.
+        std::fs::hard_link(&temp, path)
     })();
-    if let Err(e) = result {
-        drop(file);
-        let _ = std::fs::remove_file(path);
-        return Err(WhisperError::io(path, e));
+    drop(file);
+    let _ = std::fs::remove_file(&temp);
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(WhisperError::InvalidConfiguration(
+            format!("File {} already exists!", path.display()),
+        )),
+        Err(e) => Err(WhisperError::io(path, e)),
     }
-    Ok(())
+}
+
+/// `dir/.name.<pid>.<n>.tmp`: hidden, so that a directory walk never takes it for a metric.
+fn temp_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
 fn fallocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {

@@ -1,6 +1,6 @@
-//! Python's own number and string formatting and parsing (`repr(float)`, printf `%f`/`%g`,
-//! `float()`, `int()`, `json.dumps`), which Carbide reproduces wherever carbon's, whisper.py's or
-//! graphite-web's output or input rules are part of the compatibility contract.
+//! CPython 3.11's number output: `repr(float)`, printf-style `%f`/`%e`/`%g`, `str(list)` and
+//! `json.dumps`, as whisper.py's scripts print them (whisper-fetch's JSON and value lists,
+//! whisper-info, whisper-dump) and as whisper.py puts floats into its error messages.
 
 use std::fmt::Write as _;
 
@@ -111,165 +111,6 @@ fn strip_fraction_zeros(s: &str) -> &str {
         s.trim_end_matches('0').trim_end_matches('.')
     } else {
         s
-    }
-}
-
-/// Python's `repr(str)`: single quotes unless the text has a single quote and no double one.
-pub fn str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Python's `float(str)`: surrounding whitespace, a sign, `_` between digits, `nan`, `inf`,
-/// `infinity` in any case. Unicode digits are not accepted (Python would).
-pub fn parse_float(s: &str) -> Option<f64> {
-    let t = s.trim();
-    let (neg, body) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let lower = body.to_ascii_lowercase();
-    let special = match lower.as_str() {
-        "nan" => Some(f64::NAN),
-        "inf" | "infinity" => Some(f64::INFINITY),
-        _ => None,
-    };
-    if let Some(v) = special {
-        return Some(if neg { -v } else { v });
-    }
-    let cleaned = remove_digit_underscores(body)?;
-    // Grammar: digits [. digits] or . digits, then optional e[+-]digits.
-    let bytes = cleaned.as_bytes();
-    let mut i = 0;
-    let int_digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
-    i += int_digits;
-    let mut frac_digits = 0;
-    if bytes.get(i) == Some(&b'.') {
-        i += 1;
-        frac_digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-        i += frac_digits;
-    }
-    if int_digits + frac_digits == 0 {
-        return None;
-    }
-    if matches!(bytes.get(i), Some(b'e') | Some(b'E')) {
-        i += 1;
-        if matches!(bytes.get(i), Some(b'+') | Some(b'-')) {
-            i += 1;
-        }
-        let exp_digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if exp_digits == 0 {
-            return None;
-        }
-        i += exp_digits;
-    }
-    if i != bytes.len() {
-        return None;
-    }
-    let v: f64 = cleaned.parse().ok()?;
-    Some(if neg { -v } else { v })
-}
-
-/// Removes `_` that sit between two digits; `None` if any other `_` is present.
-fn remove_digit_underscores(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'_' {
-            let before = i > 0 && bytes[i - 1].is_ascii_digit();
-            let after = bytes.get(i + 1).is_some_and(|c| c.is_ascii_digit());
-            if !(before && after) {
-                return None;
-            }
-        } else {
-            out.push(b as char);
-        }
-    }
-    Some(out)
-}
-
-/// Integers beyond this are clamped: every timestamp that large is equally out of range, and
-/// clamping keeps the arithmetic downstream free of overflow.
-const INT_CLAMP: i128 = 1 << 62;
-
-/// Python's `int(str, radix)` for radix 2, 8, 10 or 16 (a matching `0x`/`0o`/`0b` prefix is
-/// allowed for 2, 8, 16), clamped to ±2^62.
-pub fn parse_int_radix(s: &str, radix: u32) -> Option<i64> {
-    let t = s.trim();
-    let (neg, mut body) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let prefix = match radix {
-        16 => Some("0x"),
-        8 => Some("0o"),
-        2 => Some("0b"),
-        _ => None,
-    };
-    if let Some(p) = prefix {
-        if body.len() >= 2 && body[..2].eq_ignore_ascii_case(p) {
-            body = &body[2..];
-            // After a base prefix Python allows one `_` before the first digit.
-            if let Some(rest) = body.strip_prefix('_') {
-                body = rest;
-            }
-        }
-    }
-    let cleaned = remove_digit_underscores(body)?;
-    if cleaned.is_empty() {
-        return None;
-    }
-    let mut acc: i128 = 0;
-    for c in cleaned.chars() {
-        let d = c.to_digit(radix)?;
-        acc = (acc * i128::from(radix) + i128::from(d)).min(INT_CLAMP);
-    }
-    let v = if neg { -acc } else { acc };
-    i64::try_from(v.clamp(-INT_CLAMP, INT_CLAMP)).ok()
-}
-
-/// Python's `int(str)`.
-pub fn parse_int(s: &str) -> Option<i64> {
-    parse_int_radix(s, 10)
-}
-
-/// optparse's `type="int"` conversion: `0x` hex, `0b` binary, a leading `0` octal, else
-/// decimal.
-pub fn parse_optparse_int(s: &str) -> Option<i64> {
-    let head = s.get(..2).map(str::to_ascii_lowercase);
-    match head.as_deref() {
-        Some("0x") => parse_int_radix(s, 16),
-        Some("0b") => {
-            let rest = &s[2..];
-            parse_int_radix(if rest.is_empty() { "0" } else { rest }, 2)
-        }
-        _ if s.starts_with('0') => parse_int_radix(s, 8),
-        _ => parse_int_radix(s, 10),
     }
 }
 
@@ -390,7 +231,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repr_matches_python() {
+    fn float_repr_matches_python() {
         let cases: [(f64, &str); 16] = [
             (0.1, "0.1"),
             (1.0, "1.0"),
@@ -449,38 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_like_python() {
-        assert_eq!(parse_float(" 1_000.5\n"), Some(1000.5));
-        assert_eq!(parse_float("-Infinity"), Some(f64::NEG_INFINITY));
-        assert!(parse_float("nan").is_some_and(f64::is_nan));
-        assert_eq!(parse_float(".5"), Some(0.5));
-        assert_eq!(parse_float("5."), Some(5.0));
-        assert_eq!(parse_float("1e999"), Some(f64::INFINITY));
-        assert_eq!(parse_float("1__0"), None);
-        assert_eq!(parse_float("_1"), None);
-        assert_eq!(parse_float("0x10"), None);
-        assert_eq!(parse_float(""), None);
-        assert_eq!(parse_float("."), None);
-        assert_eq!(parse_float("1e"), None);
-        assert_eq!(parse_int(" +12 "), Some(12));
-        assert_eq!(parse_int("1_0"), Some(10));
-        assert_eq!(parse_int("1.5"), None);
-        assert_eq!(parse_int("99999999999999999999999"), Some(1 << 62));
-        assert_eq!(parse_optparse_int("0x1f"), Some(31));
-        assert_eq!(parse_optparse_int("017"), Some(15));
-        assert_eq!(parse_optparse_int("08"), None);
-        assert_eq!(parse_optparse_int("0b101"), Some(5));
-        assert_eq!(parse_optparse_int("0"), Some(0));
-        assert_eq!(parse_optparse_int("-5"), Some(-5));
-        assert_eq!(parse_optparse_int("abc"), None);
-    }
-
-    #[test]
-    fn reprs_and_json() {
-        assert_eq!(str_repr("a.wsp"), "'a.wsp'");
-        assert_eq!(str_repr("it's"), "\"it's\"");
-        assert_eq!(str_repr("a\"b'c"), "'a\"b\\'c'");
-        assert_eq!(str_repr("x\ny\x7f"), "'x\\ny\\x7f'");
+    fn list_and_json() {
         assert_eq!(
             list_repr(&[None, Some(1e17), Some(0.1)]),
             "[None, 1e+17, 0.1]"

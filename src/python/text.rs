@@ -1,139 +1,17 @@
-//! CPython 3.11's `float(str)` and the `str` methods around it (`split()`, `strip()`,
-//! `splitlines()`, `isprintable()`, `repr()`), exactly, for the plaintext receiver.
+//! CPython 3.11's `str` rules: `isspace()`, `strip()`, `rstrip()`, `split()`,
+//! `splitlines()`, `isprintable()`, `isdecimal()`, `unicodedata.decimal()` and `repr()`.
 //!
-//! carbon parses every plaintext line with `line.strip().split()` and `float()`, so which
-//! lines it accepts is decided by CPython's string rules, not by any documented protocol:
-//! Unicode whitespace such as U+00A0 separates fields, `1_000` and fullwidth digits are valid
-//! numbers, `\x1c` separates fields but is not stripped by `float()`. Carbide accepts exactly
-//! the same set, so a client that works against carbon works here and vice versa.
+//! carbon reads every plaintext line with `line.strip().split()`, and its config reader and
+//! error messages go through `strip()` and `repr()`, so these rules decide what is accepted
+//! and what a message says: Unicode whitespace such as U+00A0 separates fields, U+001C..U+001F
+//! are spaces to `str` but not to `float()`, `repr()` escapes every non-printable character.
 //!
 //! The Unicode tables are generated from CPython 3.11.7 (`unicodedata` 14.0.0); the tests
-//! compare them and the functions against the interpreter of the test venv.
-//!
-//! Hot path: a plain ASCII number is handed straight to `str::parse::<f64>`, whose accepted
-//! language is, for strings without whitespace and `_`, the same as CPython's (both take
-//! `inf`/`infinity`/`nan` in any case, `1.`, `.5`, signed exponents; both reject hex) and
-//! which rounds correctly. Only when that fails do we take the careful path that rewrites
-//! the string the way CPython does before parsing it again.
+//! compare them and the functions against the interpreter of the test venv. (Rust's own
+//! Unicode tables are newer, so `char::is_numeric`, the regex crate's `\d` and the like
+//! accept characters Python 3.11 does not.)
 
-/// Python's `float(s)` for a `str`; `None` where Python raises `ValueError`.
-///
-/// Overflow gives ±inf and underflow ±0.0, as in Python (no `OverflowError` for strings).
-#[inline]
-pub fn parse(s: &str) -> Option<f64> {
-    if let Some(v) = parse_short_decimal(s.as_bytes()) {
-        return Some(v);
-    }
-    match s.parse::<f64>() {
-        Ok(v) => Some(v),
-        Err(_) => parse_slow(s),
-    }
-}
-
-/// Exact powers of ten up to 10^15, the scales [`parse_short_decimal`] divides by.
-const POW10: [f64; 16] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-];
-
-/// `[+-]digits[.digits]` with at most 15 digits, which is nearly every value and timestamp
-/// carbon receives. The digits fit in an f64 exactly, and so does 10^k for k ≤ 15, so one
-/// IEEE division is the correctly rounded result (Clinger's fast path); this skips the
-/// general parser's set-up, which is most of its cost on such short inputs.
-#[inline]
-fn parse_short_decimal(b: &[u8]) -> Option<f64> {
-    let (neg, digits) = match b.first()? {
-        b'-' => (true, b.get(1..)?),
-        b'+' => (false, b.get(1..)?),
-        _ => (false, b),
-    };
-    if digits.len() > 16 {
-        return None;
-    }
-    let mut mantissa = 0u64;
-    let mut count = 0usize;
-    let mut point = None;
-    for (i, &c) in digits.iter().enumerate() {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                count += 1;
-            }
-            b'.' if point.is_none() => point = Some(i),
-            _ => return None,
-        }
-    }
-    if count == 0 || count > 15 {
-        return None;
-    }
-    let scale = point.map_or(0, |p| digits.len() - p - 1);
-    let v = mantissa as f64 / *POW10.get(scale)?;
-    Some(if neg { -v } else { v })
-}
-
-/// The path CPython takes (`PyFloat_FromString`): Unicode digits and spaces to ASCII, then
-/// underscores, then ASCII whitespace, then the C-level parser. Each step's order matters
-/// only for inputs that fail anyway, but keeping it makes the equivalence easy to check.
-#[cold]
-fn parse_slow(s: &str) -> Option<f64> {
-    // _PyUnicode_TransformDecimalAndSpaceToASCII: below U+007F kept as is; whitespace to
-    // ' '; decimal digits to '0'..'9'; anything else ends the string with '?', which can
-    // never parse, so we stop right there.
-    let mut ascii: Vec<u8> = Vec::with_capacity(s.len());
-    for c in s.chars() {
-        let cp = c as u32;
-        if cp < 0x7f {
-            ascii.push(cp as u8);
-        } else if is_space(c) {
-            ascii.push(b' ');
-        } else if let Some(d) = decimal(c) {
-            ascii.push(b'0' + d);
-        } else {
-            return None;
-        }
-    }
-    if ascii.contains(&b'_') {
-        ascii = remove_underscores(&ascii)?;
-    }
-    // float_from_string_inner strips only the C locale's isspace set, so U+001C..U+001F
-    // (spaces to `str.split()`) are not stripped here and make the number invalid.
-    let is_c_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
-    let start = ascii.iter().position(|b| !is_c_space(b))?;
-    let end = ascii.iter().rposition(|b| !is_c_space(b))? + 1;
-    let trimmed = ascii.get(start..end)?;
-    // Still has to be checked: a NUL or other control byte stays in the buffer and must
-    // fail, which `str::parse` does.
-    std::str::from_utf8(trimmed).ok()?.parse::<f64>().ok()
-}
-
-/// `_Py_string_to_number_with_underscores`: an `_` must sit between two ASCII digits.
-fn remove_underscores(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut prev = 0u8;
-    for &b in s {
-        if b == b'_' {
-            if !prev.is_ascii_digit() {
-                return None;
-            }
-        } else {
-            if prev == b'_' && !b.is_ascii_digit() {
-                return None;
-            }
-            out.push(b);
-        }
-        prev = b;
-    }
-    if prev == b'_' {
-        return None;
-    }
-    Some(out)
-}
-
-/// `int(x) == -1` for a float, without the exceptions: Python's `int()` truncates toward
-/// zero, so this holds for −2 < x ≤ −1. NaN and ±inf are false here (Python raises).
-#[inline]
-pub fn int_is_minus_one(x: f64) -> bool {
-    x > -2.0 && x <= -1.0
-}
+use std::fmt::Write as _;
 
 /// `str.isspace()` for one character: Unicode White_Space plus what CPython adds, the ASCII
 /// information separators U+001C..U+001F.
@@ -156,6 +34,11 @@ fn is_ascii_space_byte(b: u8) -> bool {
 /// `str.strip()` with no argument.
 pub fn strip(s: &str) -> &str {
     s.trim_matches(is_space)
+}
+
+/// `str.rstrip()` with no argument.
+pub fn rstrip(s: &str) -> &str {
+    s.trim_end_matches(is_space)
 }
 
 /// `str.split()` with no argument: runs of [`is_space`] separate fields, no empty fields.
@@ -295,8 +178,9 @@ impl<'a> Iterator for SplitLines<'a> {
     }
 }
 
-/// `unicodedata.decimal(c)`: the value of a Unicode decimal digit (category Nd). Nd digits
-/// come in runs of ten starting at a zero, so a table of the zeros is enough.
+/// `unicodedata.decimal(c)`: the value of a Unicode decimal digit (category Nd), which is what
+/// `str.isdecimal()`, `int()` and `float()` accept. Nd digits come in runs of ten starting at
+/// a zero, so a table of the zeros is enough.
 pub fn decimal(c: char) -> Option<u8> {
     let cp = c as u32;
     let idx = DECIMAL_ZEROS.partition_point(|&z| z <= cp);
@@ -307,6 +191,13 @@ pub fn decimal(c: char) -> Option<u8> {
     } else {
         None
     }
+}
+
+/// `s.isdecimal()`: non-empty and all [`decimal`] digits. This is also `s.isdigit()` as far as
+/// it leads to a successful `int(s)` (CPython's `isdigit` also accepts digits such as `²`
+/// that `int()` then rejects).
+pub fn is_decimal(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| decimal(c).is_some())
 }
 
 /// `str.isprintable()` for one character.
@@ -333,13 +224,34 @@ pub fn is_printable(c: char) -> bool {
     true
 }
 
+/// `repr(s)`: single quotes unless the text has a single quote and no double one, as
+/// tracebacks and carbon's messages quote names and lines.
+pub fn repr(s: &str) -> String {
+    let has_single = s.contains('\'');
+    let quote = if has_single && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    push_escaped(&mut out, s, has_single && quote == '\'');
+    out.push(quote);
+    out
+}
+
 /// `repr(s)[1:-1]`: Python's quoting of a `str` without the quotes, as carbon puts it into
 /// log lines. The quote Python would pick decides whether `'` is escaped: it is only when
 /// the string holds both `'` and `"`.
 pub fn repr_unquoted(s: &str) -> String {
-    use std::fmt::Write as _;
-    let escape_single = s.contains('\'') && s.contains('"');
     let mut out = String::with_capacity(s.len() + 8);
+    push_escaped(&mut out, s, s.contains('\'') && s.contains('"'));
+    out
+}
+
+/// The body of `repr(s)`: `\\`, `\t`, `\n`, `\r` and (when single-quoted) `'` escaped, every
+/// other non-printable character as `\xhh`, `\uhhhh` or `\Uhhhhhhhh`.
+fn push_escaped(out: &mut String, s: &str, escape_single: bool) {
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -361,7 +273,6 @@ pub fn repr_unquoted(s: &str) -> String {
             }
         }
     }
-    out
 }
 
 // Generated with CPython 3.11.7 (unicodedata 14.0.0):
@@ -505,3 +416,58 @@ const NON_PRINTABLE: [u32; 1400] = [
     0x2B73F, 0x2B81E, 0x2B81F, 0x2CEA2, 0x2CEAF, 0x2EBE1, 0x2F7FF, 0x2FA1E, 0x2FFFF, 0x3134B,
     0xE00FF, 0xE01F0, 0x10FFFF,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_uses_python_whitespace() {
+        assert_eq!(strip("\u{1c} a b\u{3000}\t"), "a b");
+        assert_eq!(strip("\u{feff}a"), "\u{feff}a");
+        assert_eq!(rstrip(" a \n\n"), " a");
+        assert_eq!(rstrip("a\u{1f}\u{a0}"), "a");
+    }
+
+    #[test]
+    fn repr_quotes() {
+        assert_eq!(repr("abc"), "'abc'");
+        assert_eq!(repr("a.wsp"), "'a.wsp'");
+        assert_eq!(repr("it's"), "\"it's\"");
+        assert_eq!(repr("a'\"b"), "'a\\'\"b'");
+        assert_eq!(repr("a\"b'c"), "'a\"b\\'c'");
+        assert_eq!(repr("x\n\u{1}\\"), "'x\\n\\x01\\\\'");
+        assert_eq!(repr("x\ny\x7f"), "'x\\ny\\x7f'");
+        assert_eq!(repr("é\u{feff}"), "'é\\ufeff'");
+        // Python escapes every non-printable character, not only the controls.
+        assert_eq!(repr("\u{80}a\u{378}"), "'\\x80a\\u0378'");
+        assert_eq!(repr("\u{e0001}\u{1f600}"), "'\\U000e0001\u{1f600}'");
+        assert_eq!(repr_unquoted("it's"), "it's");
+        assert_eq!(repr_unquoted("a'\"b"), "a\\'\"b");
+    }
+
+    #[test]
+    fn digits() {
+        assert!(is_decimal("0123"));
+        assert!(is_decimal("\u{661}\u{662}"));
+        assert_eq!(decimal('\u{1d7d9}'), Some(1)); // MATHEMATICAL DOUBLE-STRUCK ONE
+        assert!(!is_decimal(""));
+        assert!(!is_decimal("²"));
+        assert!(!is_decimal("1 "));
+        // Kawi digits are Nd from Unicode 15.0 on; Python 3.11 (Unicode 14.0) has none.
+        assert_eq!(decimal('\u{11f51}'), None);
+    }
+
+    #[test]
+    fn lines_and_fields() {
+        assert_eq!(
+            split(" a\u{a0}b\u{1c}c ").collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            splitlines("a\r\nb\u{2028}c\n").collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(splitlines("").count(), 0);
+    }
+}

@@ -1,0 +1,421 @@
+//! The listeners: plaintext over TCP and UDP, and pickle over TCP, one tokio task a connection.
+//!
+//! Every receiver hands what it parsed to an [`Intake`], which cleans the names, applies carbon's
+//! filters, writes the batch to the write-ahead log and only then puts it in the cache: a point
+//! counts as received once the log holds it. Before reading more from a socket a receiver waits
+//! for room in the cache, which is how a full cache pushes back on clients (TCP windows fill up)
+//! instead of dropping points. Bad input is counted, logged at a bounded rate with the peer, and
+//! skipped; the connection stays open except where the protocol leaves no way to resynchronise
+//! (a line over 16384 bytes, a pickle frame over the maximum).
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::line::{self, LineFramer};
+use super::name;
+use super::pickle::{self, FrameDecoder, FrameError, Limits};
+use crate::cache::Cache;
+use crate::wal::{Point, Wal};
+
+/// Counters of what the receivers saw (carbon's metricsReceived and ours).
+#[derive(Default, Debug)]
+pub struct IngestStats {
+    /// Points the write-ahead log holds and the cache has (carbon's metricsReceived).
+    pub received: AtomicU64,
+    /// Lines that were not `name value timestamp`.
+    pub bad_lines: AtomicU64,
+    /// Names refused (empty nodes, `/`, NUL, too long, bad tags).
+    pub bad_names: AtomicU64,
+    /// Timestamps a whisper file cannot hold (before 1970 or after 2106).
+    pub bad_timestamps: AtomicU64,
+    /// Pickle frames or items refused.
+    pub bad_pickles: AtomicU64,
+    /// Points the log refused (it is closing); never acknowledged.
+    pub wal_errors: AtomicU64,
+    /// Open TCP connections (carbon's activeConnections).
+    pub active_connections: AtomicU64,
+}
+
+/// Logs at most `per_minute` lines a minute; the rest are only counted.
+struct LogLimiter {
+    per_minute: u32,
+    window: Mutex<(Instant, u32, u64)>,
+}
+
+impl LogLimiter {
+    fn new(per_minute: u32) -> LogLimiter {
+        LogLimiter {
+            per_minute,
+            window: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+
+    fn log(&self, msg: impl FnOnce() -> String) {
+        let mut w = self.window.lock();
+        if w.0.elapsed() >= Duration::from_secs(60) {
+            if w.2 > 0 {
+                tracing::warn!(
+                    "{} more bad-input messages in the last minute were not logged",
+                    w.2
+                );
+            }
+            *w = (Instant::now(), 0, 0);
+        }
+        if w.1 < self.per_minute {
+            w.1 += 1;
+            drop(w);
+            tracing::warn!("{}", msg());
+        } else {
+            w.2 += 1;
+            drop(w);
+            tracing::debug!("{}", msg());
+        }
+    }
+}
+
+/// Where receivers deliver: the log, then the cache.
+pub struct Intake {
+    wal: Arc<Wal>,
+    cache: Arc<Cache>,
+    stats: Arc<IngestStats>,
+    min_resolution: u32,
+    limiter: LogLimiter,
+}
+
+/// The current time as carbon takes it (`time.time()`).
+fn now_float() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Intake {
+    pub fn new(
+        wal: Arc<Wal>,
+        cache: Arc<Cache>,
+        stats: Arc<IngestStats>,
+        min_resolution: u32,
+        log_per_minute: u32,
+    ) -> Intake {
+        Intake {
+            wal,
+            cache,
+            stats,
+            min_resolution,
+            limiter: LogLimiter::new(log_per_minute),
+        }
+    }
+
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Checks one parsed point and adds it to `batch`, or counts and logs why not.
+    fn admit(
+        &self,
+        batch: &mut Vec<Point>,
+        raw_name: &str,
+        timestamp: f64,
+        value: f64,
+        peer: &str,
+    ) {
+        let name = match name::clean(raw_name) {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.bad_names.fetch_add(1, Ordering::Relaxed);
+                self.limiter
+                    .log(|| format!("refused metric name from {peer}: {e}"));
+                return;
+            }
+        };
+        let timestamp = line::apply_min_resolution(timestamp, u64::from(self.min_resolution));
+        // whisper stores whole seconds in 32 bits; anything else could never be written.
+        if !(0.0..4294967296.0).contains(&timestamp) {
+            self.stats.bad_timestamps.fetch_add(1, Ordering::Relaxed);
+            self.limiter.log(|| {
+                format!("refused point from {peer}: timestamp {timestamp} of {name} is outside 1970..2106")
+            });
+            return;
+        }
+        batch.push(Point {
+            name,
+            timestamp,
+            value,
+        });
+    }
+
+    /// Makes a batch durable in the log, then visible in the cache.
+    pub async fn deliver(&self, batch: Vec<Point>, peer: &str) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.wal.append(&batch).await {
+            Ok(lsn) => {
+                self.cache.insert_batch(&batch, lsn.segment as u32);
+                self.stats
+                    .received
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats
+                    .wal_errors
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                tracing::error!(
+                    "write-ahead log refused {} points from {peer}: {e}",
+                    batch.len()
+                );
+            }
+        }
+    }
+
+    fn bad_line(&self, peer: &str, text: &[u8]) {
+        self.stats.bad_lines.fetch_add(1, Ordering::Relaxed);
+        self.limiter.log(|| line::invalid_line_message(peer, text));
+    }
+}
+
+/// Reads at most this much per socket read.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Accepts connections until `shutdown`, running `handler` for each on its own task; on
+/// shutdown waits for the open connections to finish their current batch.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    mut shutdown: watch::Receiver<bool>,
+    handler: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<Intake>, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let intake2 = intake.clone();
+                intake
+                    .stats
+                    .active_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                let fut = handler(stream, peer, intake2, shutdown.clone());
+                let done = intake.clone();
+                tasks.spawn(async move {
+                    fut.await;
+                    done.stats
+                        .active_connections
+                        .fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Reads the next chunk, first waiting for room in the cache; None at end of stream,
+/// error, or shutdown.
+async fn read_chunk(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    intake: &Intake,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<usize> {
+    tokio::select! {
+        _ = intake.cache.wait_for_room() => {}
+        _ = shutdown.changed() => return None,
+    }
+    let n = tokio::select! {
+        r = stream.read(buf) => r,
+        _ = shutdown.changed() => return None,
+    };
+    match n {
+        Ok(0) => None,
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::debug!("read failed: {e}");
+            None
+        }
+    }
+}
+
+async fn line_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    intake: Arc<Intake>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let peer = peer.to_string();
+    tracing::debug!("plaintext connection from {peer}");
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut framer = LineFramer::new();
+    while let Some(n) = read_chunk(&mut stream, &mut buf, &intake, &mut shutdown).await {
+        let now = now_float();
+        let mut batch = Vec::new();
+        let framed = framer.feed(&buf[..n], |text| {
+            match line::parse_line_ref(text, now) {
+                Ok(Some(p)) => intake.admit(&mut batch, p.name, p.timestamp, p.value, &peer),
+                Ok(None) => {}
+                Err(_) => intake.bad_line(&peer, text),
+            }
+            ControlFlow::Continue(())
+        });
+        intake.deliver(batch, &peer).await;
+        if let Err(e) = framed {
+            intake.stats.bad_lines.fetch_add(1, Ordering::Relaxed);
+            intake
+                .limiter
+                .log(|| format!("closing plaintext connection from {peer}: {e}"));
+            return;
+        }
+    }
+    let dropped = framer.finish();
+    if dropped > 0 {
+        tracing::debug!(
+            "{peer} closed with {dropped} bytes of an unterminated line, ignored as carbon does"
+        );
+    }
+}
+
+async fn pickle_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    intake: Arc<Intake>,
+    mut shutdown: watch::Receiver<bool>,
+    max_frame: usize,
+) {
+    let peer = peer.to_string();
+    tracing::debug!("pickle connection from {peer}");
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut frames = FrameDecoder::new(max_frame);
+    let limits = Limits::for_frame(max_frame);
+    while let Some(n) = read_chunk(&mut stream, &mut buf, &intake, &mut shutdown).await {
+        let mut batch = Vec::new();
+        let mut close = false;
+        let fed = frames.feed(&buf[..n], |payload| {
+            let outcome = pickle::decode_frame(payload, &limits);
+            for p in &outcome.points {
+                intake.admit(&mut batch, &p.metric, p.timestamp, p.value, &peer);
+            }
+            let refused = outcome.bad_items.len() + outcome.unconvertible + outcome.surrogate_names;
+            if refused > 0 {
+                intake
+                    .stats
+                    .bad_pickles
+                    .fetch_add(refused as u64, Ordering::Relaxed);
+            }
+            for item in &outcome.bad_items {
+                intake
+                    .limiter
+                    .log(|| format!("Error decoding pickle from {peer}: {item}"));
+            }
+            match &outcome.error {
+                None => ControlFlow::Continue(()),
+                Some(err) => {
+                    intake.stats.bad_pickles.fetch_add(1, Ordering::Relaxed);
+                    let text = err.log_line(&peer).unwrap_or_else(|| {
+                        format!(
+                            "invalid pickle received from {peer}: {}",
+                            err.exception().message
+                        )
+                    });
+                    intake.limiter.log(|| text);
+                    if matches!(err, FrameError::Closed(_)) {
+                        close = true;
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+            }
+        });
+        intake.deliver(batch, &peer).await;
+        if let Err(e) = fed {
+            intake.stats.bad_pickles.fetch_add(1, Ordering::Relaxed);
+            intake
+                .limiter
+                .log(|| format!("closing pickle connection from {peer}: {e}"));
+            return;
+        }
+        if close {
+            return;
+        }
+    }
+}
+
+/// Serves the plaintext protocol over TCP.
+pub async fn serve_line_tcp(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    shutdown: watch::Receiver<bool>,
+) {
+    accept_loop(listener, intake, shutdown, line_connection).await;
+}
+
+/// Serves the pickle protocol over TCP.
+pub async fn serve_pickle(
+    listener: TcpListener,
+    intake: Arc<Intake>,
+    shutdown: watch::Receiver<bool>,
+    max_frame: usize,
+) {
+    accept_loop(listener, intake, shutdown, move |s, p, i, sd| {
+        pickle_connection(s, p, i, sd, max_frame)
+    })
+    .await;
+}
+
+/// Serves the plaintext protocol over UDP: each datagram holds whole lines.
+pub async fn serve_line_udp(
+    socket: UdpSocket,
+    intake: Arc<Intake>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 65536];
+    // No waiting for room here: a datagram not read is a datagram the kernel drops, so UDP
+    // points are taken even past the cache bound (carbon's flow control skips UDP as well).
+    loop {
+        let (n, peer) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("udp receive failed: {e}");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let host = peer.ip().to_string();
+        let (points, rejected) = line::parse_datagram(&buf[..n], now_float());
+        for r in &rejected {
+            intake.stats.bad_lines.fetch_add(1, Ordering::Relaxed);
+            intake
+                .limiter
+                .log(|| line::invalid_datagram_line_message(&host, &r.line));
+        }
+        let mut batch = Vec::with_capacity(points.len());
+        for p in &points {
+            intake.admit(&mut batch, &p.name, p.timestamp, p.value, &host);
+        }
+        intake.deliver(batch, &host).await;
+    }
+}

@@ -1,0 +1,425 @@
+//! `carbide serve` end to end: the server runs as a child process on loopback ports; points go
+//! in over plaintext TCP, UDP and pickle (pickled by CPython itself), and come out of whisper
+//! files as whisper.py reads them. Also: bad input is refused without disturbing good points,
+//! SIGTERM writes the cache out, and SIGKILL loses nothing the server had counted as received.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+struct Server {
+    child: Child,
+    data: PathBuf,
+    line: u16,
+    pickle: u16,
+    http: u16,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let (line, pickle, http) = (free_port(), free_port(), free_port());
+        let child = Command::new(common::carbide_bin())
+            .args(["serve", "--data-dir"])
+            .arg(data)
+            .args(["--schemas", "/nonexistent-use-embedded"])
+            .args(["--line-tcp", &format!("127.0.0.1:{line}")])
+            .args(["--line-udp", &format!("127.0.0.1:{line}")])
+            .args(["--pickle", &format!("127.0.0.1:{pickle}")])
+            .args(["--http", &format!("127.0.0.1:{http}")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start carbide serve");
+        let mut s = Server {
+            child,
+            data: data.to_path_buf(),
+            line,
+            pickle,
+            http,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&mut self) {
+        let stderr = self.child.stderr.take().expect("stderr");
+        let mut reader = BufReader::new(stderr);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut line = String::new();
+        while Instant::now() < deadline {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                panic!("carbide serve exited before it was ready");
+            }
+            if line.contains("carbide serving") {
+                // Keep draining the log so the child never blocks on a full pipe.
+                std::thread::spawn(move || {
+                    let mut sink = Vec::new();
+                    let _ = reader.read_to_end(&mut sink);
+                });
+                return;
+            }
+        }
+        panic!("carbide serve did not become ready");
+    }
+
+    fn stats(&self) -> Value {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).expect("connect http");
+        write!(
+            s,
+            "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read");
+        let json = body.split("\r\n\r\n").nth(1).expect("http body");
+        serde_json::from_str(json).expect("stats json")
+    }
+
+    fn received(&self) -> u64 {
+        self.stats()["received"].as_u64().expect("received")
+    }
+
+    fn wait_received(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.received() < n {
+            assert!(
+                Instant::now() < deadline,
+                "server received {} of {n} points",
+                self.received()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "carbide serve exited with {status} after SIGTERM"
+        );
+    }
+
+    fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .expect("clock")
+}
+
+/// What whisper.py's fetch returns for `metric`'s file over the last `seconds`, as
+/// (timestamp, value) pairs of the non-null points.
+fn whisper_py_points(data: &Path, metric: &str, seconds: i64) -> Vec<(i64, f64)> {
+    let path = data.join("whisper").join(metric.replace('.', "/") + ".wsp");
+    let script = "import sys, json, time, whisper\n\
+        r = whisper.fetch(sys.argv[1], int(time.time()) - int(sys.argv[2]))\n\
+        (start, end, step), values = r\n\
+        print(json.dumps([[start + i * step, v] for i, v in enumerate(values) if v is not None]))\n";
+    let out = Command::new(common::python())
+        .args(["-c", script])
+        .arg(&path)
+        .arg(seconds.to_string())
+        .output()
+        .expect("run whisper.py");
+    assert!(
+        out.status.success(),
+        "whisper.py on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<(i64, f64)> = serde_json::from_slice(&out.stdout).expect("fetch json");
+    v
+}
+
+#[test]
+fn plaintext_udp_and_pickle_land_in_whisper() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let t = now() - now() % 60 - 120;
+
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
+    write!(tcp, "e2e.tcp.a 1.5 {t}\r\n  e2e.tcp.b\t-2 {}\n", t + 60).expect("send");
+    write!(
+        tcp,
+        "not a line\ne2e..bad 1 {t}\ne2e.tcp.a nan {}\n",
+        t + 60
+    )
+    .expect("send");
+    writeln!(tcp, "e2e.tcp.c 3e3 {}.75", t + 60).expect("send");
+    drop(tcp);
+
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.send_to(
+        format!("e2e.udp.a 7 {t}\ne2e.udp.a 8 {}\n", t + 60).as_bytes(),
+        ("127.0.0.1", server.line),
+    )
+    .expect("send udp");
+
+    // A batch pickled by CPython itself, protocol 2, as carbon-relay and Python clients send.
+    let script = format!(
+        "import pickle, struct, socket, sys\n\
+         batch = [('e2e.pickle.a', ({t}, 11.25)), ('e2e.pickle.a', ({t1}, 12)), (u'e2e.pickle.b', (float({t}), -0.5))]\n\
+         p = pickle.dumps(batch, protocol=2)\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         s.sendall(struct.pack('!L', len(p)) + p)\n\
+         s.close()\n",
+        t1 = t + 60,
+        port = server.pickle
+    );
+    let out = Command::new(common::python())
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    server.wait_received(8);
+    let stats = server.stats();
+    assert_eq!(stats["ingest"]["bad_lines"], 1, "{stats}");
+    assert_eq!(stats["ingest"]["bad_names"], 1, "{stats}");
+    let data = server.data.clone();
+    server.stop();
+
+    assert_eq!(whisper_py_points(&data, "e2e.tcp.a", 3600), vec![(t, 1.5)]);
+    assert_eq!(
+        whisper_py_points(&data, "e2e.tcp.b", 3600),
+        vec![(t + 60, -2.0)]
+    );
+    assert_eq!(
+        whisper_py_points(&data, "e2e.tcp.c", 3600),
+        vec![(t + 60, 3000.0)]
+    );
+    assert_eq!(
+        whisper_py_points(&data, "e2e.udp.a", 3600),
+        vec![(t, 7.0), (t + 60, 8.0)]
+    );
+    assert_eq!(
+        whisper_py_points(&data, "e2e.pickle.a", 3600),
+        vec![(t, 11.25), (t + 60, 12.0)]
+    );
+    assert_eq!(
+        whisper_py_points(&data, "e2e.pickle.b", 3600),
+        vec![(t, -0.5)]
+    );
+    assert!(!data.join("whisper/e2e/bad.wsp").exists());
+}
+
+#[test]
+fn hostile_input_is_refused_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path());
+    let t = now() - now() % 60 - 60;
+
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
+    for bad in [
+        "../../etc/passwd 1 0\n".to_string(),
+        format!("a/b 1 {t}\n"),
+        format!("a\0b 1 {t}\n"),
+        format!(".lead 1 {t}\n"),
+        format!("trail. 1 {t}\n"),
+        format!("x 1e400e 1 {t}\n"),
+        format!("x abc {t}\n"),
+        format!("x 1 {}\n", 1u64 << 40),
+    ] {
+        tcp.write_all(bad.as_bytes()).expect("send");
+    }
+    tcp.write_all(&[0xff, 0xfe, b' ', b'1', b'\n'])
+        .expect("send");
+    writeln!(tcp, "hostile.after 42 {t}").expect("send");
+    drop(tcp);
+
+    // A 10 MB line: carbon closes such a connection; the next connection is served.
+    let mut big = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
+    let _ = big.write_all(&vec![b'a'; 10 << 20]);
+    drop(big);
+
+    // A pickle that would run os.system, and a length prefix of 4 GiB.
+    let script = format!(
+        "import socket, struct\n\
+         evil = b\"cos\\nsystem\\n(S'touch /tmp/carbide-pwned'\\ntR.\"\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         s.sendall(struct.pack('!L', len(evil)) + evil)\n\
+         s.close()\n\
+         s = socket.create_connection(('127.0.0.1', {port}))\n\
+         s.sendall(struct.pack('!L', 0xffffffff) + b'x' * 1000)\n\
+         s.close()\n",
+        port = server.pickle
+    );
+    let out = Command::new(common::python())
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
+    writeln!(tcp, "hostile.next 43 {t}").expect("send");
+    drop(tcp);
+
+    server.wait_received(2);
+    let stats = server.stats();
+    assert!(stats["ingest"]["bad_names"].as_u64() >= Some(5), "{stats}");
+    assert!(
+        stats["ingest"]["bad_pickles"].as_u64() >= Some(2),
+        "{stats}"
+    );
+    let data = server.data.clone();
+    server.stop();
+    assert!(!Path::new("/tmp/carbide-pwned").exists());
+    assert_eq!(
+        whisper_py_points(&data, "hostile.after", 3600),
+        vec![(t, 42.0)]
+    );
+    assert_eq!(
+        whisper_py_points(&data, "hostile.next", 3600),
+        vec![(t, 43.0)]
+    );
+    let mut files = Vec::new();
+    collect_files(&data.join("whisper"), &mut files);
+    files.sort();
+    assert_eq!(
+        files,
+        ["hostile/after.wsp", "hostile/next.wsp"],
+        "unexpected files"
+    );
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<String>) {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    walk(dir, dir, out);
+}
+
+#[test]
+fn sigkill_loses_nothing_counted_as_received() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Points one a second over the last hours, all in the finest archive of the default
+    // schema (60s): one metric per second-of-minute so that no two points share a slot.
+    let base = now() - now() % 60 - 3 * 3600;
+    let total: i64 = 6000;
+    let point = |i: i64| {
+        let metric = format!("crash.m{}", i % 100);
+        let ts = base + (i / 100) * 60;
+        (metric, ts, i as f64)
+    };
+    let mut sent: i64 = 0;
+    let mut must_have: Vec<i64> = Vec::new();
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    for round in 0..4 {
+        let server = Server::start(dir.path());
+        let before = server.received();
+        let mut tcp = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let burst = 1000 + (rng % 1000) as i64;
+        let end = (sent + burst).min(total);
+        // A steady stream, 50 lines a write, still going when the kill comes.
+        let lines: Vec<String> = (sent..end)
+            .map(|i| {
+                let (m, ts, v) = point(i);
+                format!("{m} {v} {ts}\n")
+            })
+            .collect();
+        let writer = std::thread::spawn(move || {
+            for chunk in lines.chunks(50) {
+                if tcp.write_all(chunk.concat().as_bytes()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(30 + rng % 150));
+        // One connection is logged in order, so "received k" means the burst's first k
+        // points; whatever the server says it has received before the kill must survive it.
+        let k = (server.received() - before) as i64;
+        must_have.extend(sent..sent + k.min(end - sent));
+        eprintln!("round {round}: sent {sent}..{end}, {k} counted as received before SIGKILL");
+        sent = end;
+        server.kill();
+        let _ = writer.join();
+    }
+    let server = Server::start(dir.path());
+    let data = server.data.clone();
+    server.stop();
+    let mut found = std::collections::BTreeSet::new();
+    for m in 0..100 {
+        let metric = format!("crash.m{m}");
+        let file = data.join("whisper/crash").join(format!("m{m}.wsp"));
+        if !file.exists() {
+            continue;
+        }
+        for (ts, v) in whisper_py_points(&data, &metric, 4 * 3600) {
+            let i = v as i64;
+            assert!(i >= 0 && i < sent, "{metric}: value {v} was never sent");
+            assert_eq!(
+                point(i),
+                (metric.clone(), ts, v),
+                "{metric}: point stored at the wrong place"
+            );
+            found.insert(i);
+        }
+    }
+    assert!(
+        !must_have.is_empty(),
+        "no round had a point counted as received"
+    );
+    let lost: Vec<i64> = must_have
+        .iter()
+        .copied()
+        .filter(|i| !found.contains(i))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} points counted as received are not in whisper, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
