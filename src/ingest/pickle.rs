@@ -490,7 +490,7 @@ fn py_float(arena: &Arena, e: Elem) -> Result<Option<f64>, PyException> {
 
 /// Python's `float(str)`, from the plaintext receiver's exact implementation.
 fn float_from_str(s: &str) -> Option<f64> {
-    crate::ingest::pyfloat::parse(s)
+    crate::python::number::parse_float(s)
 }
 
 /// Python's `float(bytes)`: the same grammar, but CPython strips only ASCII whitespace from

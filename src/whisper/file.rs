@@ -22,8 +22,8 @@ use super::{
 
 const POINT: i64 = POINT_SIZE as i64;
 
-/// The most slots one archive read returns (2^28, 4 GiB of values).
-const MAX_FETCH_SLOTS: i64 = 1 << 28;
+/// The most slots a read of an empty archive returns beyond the archive's own length.
+const MAX_FETCH_SLOTS: i64 = 1 << 20;
 
 /// Switches that carbon sets for every write (WHISPER_LOCK_WRITES, WHISPER_AUTOFLUSH).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -616,7 +616,7 @@ impl WhisperFile {
         if base == 0 {
             // whisper.py builds the list whatever its length; an interval far beyond the archive
             // (possible only with an explicit archive or an unclamped until) is refused instead.
-            if slots > MAX_FETCH_SLOTS {
+            if slots > MAX_FETCH_SLOTS.max(i64::from(archive.points) + 1) {
                 return Err(self.corrupt(format!(
                     "Invalid time interval: {slots} points of {step} seconds is more than a fetch returns ({MAX_FETCH_SLOTS})"
                 )));

@@ -87,35 +87,6 @@ pub(crate) fn c_strtol(s: &[u8]) -> (Option<i64>, usize) {
     (Some(v), i)
 }
 
-/// Python's `repr(str)` for the ASCII-dominated texts that end up in error messages.
-pub(crate) fn py_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
-}
-
 /// `PyLong_FromString(s, NULL, base)` for base 0 or 10, on a C string (`s` holds no NUL).
 pub(crate) fn py_long(s: &[u8], base: u32) -> Result<Int, PyException> {
     let orig = s;
@@ -124,7 +95,7 @@ pub(crate) fn py_long(s: &[u8], base: u32) -> Result<Int, PyException> {
         let shown = &orig[..orig.len().min(200)];
         match std::str::from_utf8(shown) {
             Ok(text) => {
-                let repr: String = py_repr(text).chars().take(200).collect();
+                let repr: String = crate::python::text::repr(text).chars().take(200).collect();
                 PyException::new(
                     ExcKind::ValueError,
                     format!("invalid literal for int() with base {base}: {repr}"),
