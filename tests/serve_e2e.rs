@@ -5,133 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Server {
-    child: Child,
-    data: PathBuf,
-    line: u16,
-    pickle: u16,
-    http: u16,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let (line, pickle, http) = (free_port(), free_port(), free_port());
-        let child = Command::new(common::carbide_bin())
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args(["--schemas", "/nonexistent-use-embedded"])
-            .args(["--line-tcp", &format!("127.0.0.1:{line}")])
-            .args(["--line-udp", &format!("127.0.0.1:{line}")])
-            .args(["--pickle", &format!("127.0.0.1:{pickle}")])
-            .args(["--http", &format!("127.0.0.1:{http}")])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start carbide serve");
-        let mut s = Server {
-            child,
-            data: data.to_path_buf(),
-            line,
-            pickle,
-            http,
-        };
-        s.wait_ready();
-        s
-    }
-
-    fn wait_ready(&mut self) {
-        let stderr = self.child.stderr.take().expect("stderr");
-        let mut reader = BufReader::new(stderr);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut line = String::new();
-        while Instant::now() < deadline {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                panic!("carbide serve exited before it was ready");
-            }
-            if line.contains("carbide serving") {
-                // Keep draining the log so the child never blocks on a full pipe.
-                std::thread::spawn(move || {
-                    let mut sink = Vec::new();
-                    let _ = reader.read_to_end(&mut sink);
-                });
-                return;
-            }
-        }
-        panic!("carbide serve did not become ready");
-    }
-
-    fn stats(&self) -> Value {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http)).expect("connect http");
-        write!(
-            s,
-            "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut body = String::new();
-        s.read_to_string(&mut body).expect("read");
-        let json = body.split("\r\n\r\n").nth(1).expect("http body");
-        serde_json::from_str(json).expect("stats json")
-    }
-
-    fn received(&self) -> u64 {
-        self.stats()["received"].as_u64().expect("received")
-    }
-
-    fn wait_received(&self, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.received() < n {
-            assert!(
-                Instant::now() < deadline,
-                "server received {} of {n} points",
-                self.received()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
-    }
-
-    fn stop(mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.child.wait().expect("wait");
-        assert!(
-            status.success(),
-            "carbide serve exited with {status} after SIGTERM"
-        );
-    }
-
-    fn kill(mut self) {
-        self.signal(libc::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::server::Server;
 
 fn now() -> i64 {
     SystemTime::now()

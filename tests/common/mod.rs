@@ -1,6 +1,8 @@
 //! Shared by the integration tests: where the reference implementations live.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -35,6 +37,21 @@ pub fn python() -> PathBuf {
 /// One of the reference whisper-*.py tools.
 pub fn whisper_tool(name: &str) -> PathBuf {
     venv().join("bin").join(name)
+}
+
+/// The pinned Etsy statsd package (its `stats.js` is the daemon), installed by
+/// scripts/setup-test-env beside the venv, under `node/`.
+pub fn statsd_dir() -> PathBuf {
+    let dir = venv()
+        .parent()
+        .expect("the venv has a parent")
+        .join("node/node_modules/statsd");
+    assert!(
+        dir.join("stats.js").exists(),
+        "{} has no stats.js: run scripts/setup-test-env (it needs node and npm)",
+        dir.display()
+    );
+    dir
 }
 
 /// The fixtures in ../shared, beside the project root.
