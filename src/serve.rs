@@ -228,25 +228,32 @@ fn mem_usage() -> Option<f64> {
     Some(pages * page.max(4096) as f64)
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+/// SIGTERM and SIGINT, installed before the server says it is serving, so that a signal
+/// sent the moment it is ready is never lost to the default action.
+struct StopSignals(tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term =
+            signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        let int =
+            signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+        Ok(StopSignals(term, int))
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.0.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = self.1.recv() => tracing::info!("SIGINT: stopping"),
+        }
     }
 }
 
 /// Runs the server until a stop signal; returns the process exit status.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = Instant::now();
+    let signals = StopSignals::install()?;
     let schemas = Arc::new(load_schemas(&config)?);
     let whisper_dir = config.whisper_dir();
     std::fs::create_dir_all(&whisper_dir)
@@ -379,7 +386,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     ));
     tracing::info!("carbide serving; data under {}", config.data_dir.display());
 
-    shutdown_signal().await;
+    signals.wait().await;
     let _ = stop_tx.send(true);
     // Connections finish the batch they are delivering; give them a bounded time.
     let _ = tokio::time::timeout(Duration::from_secs(10), async {

@@ -11,37 +11,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::server::Server;
+use common::server::{whisper_py_points, Server};
 
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .expect("clock")
-}
-
-/// What whisper.py's fetch returns for `metric`'s file over the last `seconds`, as
-/// (timestamp, value) pairs of the non-null points.
-fn whisper_py_points(data: &Path, metric: &str, seconds: i64) -> Vec<(i64, f64)> {
-    let path = data.join("whisper").join(metric.replace('.', "/") + ".wsp");
-    let script = "import sys, json, time, whisper\n\
-        r = whisper.fetch(sys.argv[1], int(time.time()) - int(sys.argv[2]))\n\
-        (start, end, step), values = r\n\
-        print(json.dumps([[start + i * step, v] for i, v in enumerate(values) if v is not None]))\n";
-    let out = Command::new(common::python())
-        .args(["-c", script])
-        .arg(&path)
-        .arg(seconds.to_string())
-        .output()
-        .expect("run whisper.py");
-    assert!(
-        out.status.success(),
-        "whisper.py on {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<(i64, f64)> = serde_json::from_slice(&out.stdout).expect("fetch json");
-    v
 }
 
 #[test]
@@ -302,4 +278,63 @@ fn sigkill_loses_nothing_counted_as_received() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
+}
+
+#[test]
+fn self_metrics_are_written_under_carbon_agents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("carbide.toml");
+    std::fs::write(
+        &config,
+        "[self_metrics]\ninterval_seconds = 1\nhost = \"testhost\"\n",
+    )
+    .expect("write config");
+    let server = Server::start_with(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    let t = now() - 60;
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
+    writeln!(tcp, "selfm.a 1 {t}").expect("send");
+    drop(tcp);
+    let agents = server.data.join("whisper/carbon/agents/testhost");
+    let names = [
+        "metricsReceived",
+        "committedPoints",
+        "updateOperations",
+        "pointsPerUpdate",
+        "avgUpdateTime",
+        "creates",
+        "errors",
+        "cache/size",
+        "cache/queues",
+        "cache/queries",
+        "memUsage",
+        "activeConnections",
+        "wal/bytes",
+        "dropped",
+        "rejected",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !names
+        .iter()
+        .all(|n| agents.join(format!("{n}.wsp")).exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "missing self-metrics: {:?}",
+            names
+                .iter()
+                .filter(|n| !agents.join(format!("{n}.wsp")).exists())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let data = server.data.clone();
+    server.stop();
+    let mem = whisper_py_points(&data, "carbon.agents.testhost.memUsage", 600);
+    assert!(mem.iter().any(|&(_, v)| v > 1e6), "memUsage: {mem:?}");
+    let info = carbide::whisper::info(&agents.join("metricsReceived.wsp")).expect("info");
+    assert_eq!(
+        info.archives[0].seconds_per_point, 60,
+        "carbon.* schema applies"
+    );
+    assert_eq!(info.archives[0].points, 129600);
 }

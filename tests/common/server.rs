@@ -29,9 +29,16 @@ pub struct Server {
 impl Server {
     /// Starts the server on `data` with the embedded schemas and waits until it serves.
     pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    /// Like [`Server::start`], with more `carbide serve` arguments (e.g. `--config FILE`).
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
         let (line, pickle, http) = (free_port(), free_port(), free_port());
         let child = Command::new(super::carbide_bin())
-            .args(["serve", "--data-dir"])
+            .args(["serve"])
+            .args(extra)
+            .arg("--data-dir")
             .arg(data)
             .args(["--schemas", "/nonexistent-use-embedded"])
             .args(["--line-tcp", &format!("127.0.0.1:{line}")])
@@ -134,4 +141,27 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The non-null `(timestamp, value)` points whisper.py fetches from `metric`'s file over the
+/// last `seconds`.
+pub fn whisper_py_points(data: &Path, metric: &str, seconds: i64) -> Vec<(i64, f64)> {
+    let path = data.join("whisper").join(metric.replace('.', "/") + ".wsp");
+    let script = "import sys, json, time, whisper\n\
+        r = whisper.fetch(sys.argv[1], int(time.time()) - int(sys.argv[2]))\n\
+        (start, end, step), values = r\n\
+        print(json.dumps([[start + i * step, v] for i, v in enumerate(values) if v is not None]))\n";
+    let out = Command::new(super::python())
+        .args(["-c", script])
+        .arg(&path)
+        .arg(seconds.to_string())
+        .output()
+        .expect("run whisper.py");
+    assert!(
+        out.status.success(),
+        "whisper.py on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("fetch json")
 }
