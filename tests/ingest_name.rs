@@ -4,70 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use carbide::ingest::name::{
     canonicalize, check, clean, name_from_relative_path, relative_path, tag_hash, NameError,
 };
-use serde_json::{json, Value};
-
-struct Oracle {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Oracle {
-    fn start() -> Oracle {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/carbon_line_oracle.py");
-        let mut child = Command::new(common::python())
-            .arg(script)
-            .env("PYTHONIOENCODING", "utf-8")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the oracle");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Oracle {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn ask(&mut self, req: Value) -> Value {
-        writeln!(self.stdin, "{req}").expect("write to oracle");
-        self.stdin.flush().expect("flush");
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read oracle");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("oracle answer {line:?}: {e}"))
-    }
-}
-
-impl Drop for Oracle {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use common::oracle::{Oracle, Rng};
+use serde_json::json;
 
 const NAMES: &[&str] = &[
     "",
