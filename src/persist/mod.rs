@@ -214,7 +214,19 @@ impl Shared {
             }
         };
         let path = self.settings.whisper_dir.join(relative);
-        if !path.exists() {
+        if let Some(bucket) = &self.updates {
+            let wait = bucket.lock().take_blocking_wait();
+            if !wait.is_zero() && !stopping {
+                std::thread::sleep(wait);
+            }
+        }
+        let points = drained.whisper_points();
+        let started = Instant::now();
+        // Most writes go to files that exist: try the write first and create only when the
+        // file is missing, instead of a stat before every write.
+        let mut written = whisper::update_many(&path, &points, None, self.settings.write);
+        if matches!(&written, Err(WhisperError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound)
+        {
             if !stopping && !self.create_allowed() {
                 self.stats.deferred_creates.fetch_add(1, Ordering::Relaxed);
                 return Outcome::Deferred(drained);
@@ -224,16 +236,9 @@ impl Shared {
                 self.log_error(format_args!("Error creating {}: {e}", drained.name));
                 return Outcome::Failed(drained);
             }
+            written = whisper::update_many(&path, &points, None, self.settings.write);
         }
-        if let Some(bucket) = &self.updates {
-            let wait = bucket.lock().take_blocking_wait();
-            if !wait.is_zero() && !stopping {
-                std::thread::sleep(wait);
-            }
-        }
-        let points = drained.whisper_points();
-        let started = Instant::now();
-        match whisper::update_many(&path, &points, None, self.settings.write) {
+        match written {
             Ok(()) => {
                 let s = &self.stats;
                 s.update_nanos
