@@ -8,7 +8,6 @@ mod common;
 use std::io::Write;
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::server::{whisper_py_points, Server};
@@ -55,15 +54,7 @@ fn plaintext_udp_and_pickle_land_in_whisper() {
         t1 = t + 60,
         port = server.pickle
     );
-    let out = Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python(&script);
 
     server.wait_received(8);
     let stats = server.stats();
@@ -137,15 +128,7 @@ fn hostile_input_is_refused_and_the_server_keeps_serving() {
          s.close()\n",
         port = server.pickle
     );
-    let out = Command::new(common::python())
-        .args(["-c", &script])
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python(&script);
 
     let mut tcp = TcpStream::connect(("127.0.0.1", server.line)).expect("connect");
     writeln!(tcp, "hostile.next 43 {t}").expect("send");

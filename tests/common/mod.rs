@@ -64,3 +64,17 @@ pub fn shared_dir() -> PathBuf {
 pub fn carbide_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_carbide"))
 }
+
+/// Runs a Python snippet in the test venv and fails the test with its stderr if it fails.
+pub fn run_python(script: &str) -> Vec<u8> {
+    let out = Command::new(python())
+        .args(["-c", script])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

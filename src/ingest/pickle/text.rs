@@ -34,18 +34,24 @@ pub(crate) fn c_str(line: &[u8]) -> &[u8] {
     }
 }
 
-/// glibc `strtol(s, &end, 0)`: returns the value (`None` on `ERANGE`) and the end offset
-/// (0 when nothing was converted).
-pub(crate) fn c_strtol(s: &[u8]) -> (Option<i64>, usize) {
+/// Skips leading C whitespace and one sign, as strtol and PyLong_FromString both do: returns
+/// where the digits start and whether the number is negative.
+fn space_and_sign(s: &[u8]) -> (usize, bool) {
     let mut i = 0;
     while i < s.len() && is_c_space(s[i]) {
         i += 1;
     }
-    let mut negative = false;
-    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        negative = s[i] == b'-';
+    let negative = s.get(i) == Some(&b'-');
+    if matches!(s.get(i), Some(b'+' | b'-')) {
         i += 1;
     }
+    (i, negative)
+}
+
+/// glibc `strtol(s, &end, 0)`: returns the value (`None` on `ERANGE`) and the end offset
+/// (0 when nothing was converted).
+pub(crate) fn c_strtol(s: &[u8]) -> (Option<i64>, usize) {
+    let (mut i, negative) = space_and_sign(s);
     let mut base = 10;
     if s.get(i) == Some(&b'0') {
         if matches!(s.get(i + 1), Some(b'x' | b'X'))
@@ -104,15 +110,7 @@ pub(crate) fn py_long(s: &[u8], base: u32) -> Result<Int, PyException> {
             Err(e) => utf8_error(shown, e.valid_up_to(), e.error_len()),
         }
     };
-    let mut i = 0;
-    while i < s.len() && is_c_space(s[i]) {
-        i += 1;
-    }
-    let mut negative = false;
-    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        negative = s[i] == b'-';
-        i += 1;
-    }
+    let (mut i, negative) = space_and_sign(s);
     let mut error_if_nonzero = false;
     let second = s.get(i + 1).copied().unwrap_or(0).to_ascii_lowercase();
     if base == 0 {
