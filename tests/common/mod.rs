@@ -1,6 +1,7 @@
 //! Shared by the integration tests: where the reference implementations live.
 #![allow(dead_code)]
 
+pub mod graphite_web;
 pub mod oracle;
 pub mod server;
 
