@@ -8,6 +8,12 @@ use super::eval::Context;
 use super::value::{Args, Value};
 
 pub mod aggfuncs;
+pub mod alias;
+pub mod calculate;
+pub mod combine;
+pub mod filter;
+pub mod special;
+pub mod transform;
 
 /// The implementation of one function.
 pub type FunctionImpl = fn(&mut Context<'_>, Args) -> Result<Value, QueryError>;
@@ -145,8 +151,15 @@ pub struct FunctionDef {
 }
 
 /// Every function group's table. A group file adds its `FUNCTIONS` here.
-fn tables() -> [&'static [FunctionDef]; 0] {
-    []
+fn tables() -> [&'static [FunctionDef]; 6] {
+    [
+        combine::FUNCTIONS,
+        transform::FUNCTIONS,
+        calculate::FUNCTIONS,
+        alias::FUNCTIONS,
+        filter::FUNCTIONS,
+        special::FUNCTIONS,
+    ]
 }
 
 /// The function called `name`, if Carbide implements it.
