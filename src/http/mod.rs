@@ -2,6 +2,9 @@
 //! written and refused, as JSON) so that operators and tests can see ingest at work; the render
 //! API will be served from here too.
 
+pub mod render;
+pub mod reply;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 
 pub mod graphite_web;
 pub mod oracle;
+pub mod render;
 pub mod server;
 
 use std::path::{Path, PathBuf};
