@@ -376,7 +376,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     if let Some(l) = http {
         let c = counters.clone();
         let stats: crate::http::StatsFn = Arc::new(move || c.json());
-        tasks.spawn(crate::http::serve(l, stats, stop_rx.clone()));
+        let endpoints = crate::http::Endpoints { stats, read: None };
+        tasks.spawn(crate::http::serve(l, endpoints, stop_rx.clone()));
     }
     tasks.spawn(self_metrics(
         counters.clone(),
