@@ -73,7 +73,7 @@ pub fn answer(endpoints: &Endpoints, method: &Method, path: &str, params: &Param
         "/stats" => {
             Reply::json(serde_json::to_vec_pretty(&(endpoints.stats)()).unwrap_or_default())
         }
-        "/version" => Reply::new(200, "text/plain; charset=utf-8", GRAPHITE_VERSION),
+        "/version" => Reply::text(200, GRAPHITE_VERSION),
         "/functions" => functions::list(params),
         p if p.starts_with("/functions/") => functions::details(&p["/functions/".len()..], params),
         "/render" => match &endpoints.read {

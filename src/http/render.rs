@@ -92,7 +92,9 @@ fn options(params: &Params, env: &RenderEnv<'_>) -> Result<Options, QueryError> 
     let max_data_points = params
         .get("maxDataPoints")
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse::<usize>().ok());
+        .and_then(|s| s.parse::<usize>().ok())
+        // Grafana's backend sends 0 for "unset"; graphite-web divides by it (HTTP 500).
+        .filter(|&n| n > 0);
     let x_files_factor = match params.get("xFilesFactor") {
         Some(s) => crate::python::number::parse_float(s)
             .ok_or_else(|| QueryError::bad(format!("xFilesFactor {s:?} is not a number")))?,

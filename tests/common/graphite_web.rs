@@ -72,6 +72,15 @@ impl GraphiteWeb {
         (status, ctype, body)
     }
 
+    /// Python's `pickle.loads(bytes)` as JSON (floats as `{"float": repr}`).
+    pub fn unpickle(&mut self, bytes: &[u8]) -> Value {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let out = self.ask(json!({"op": "unpickle", "hex": hex}));
+        out.get("ok")
+            .cloned()
+            .unwrap_or_else(|| panic!("unpickle failed: {out}"))
+    }
+
     /// graphite-web's `parseATTime(s, tz, now)` as epoch seconds, or its exception text.
     pub fn attime(&mut self, s: &str, tz: Option<&str>, now: i64) -> Result<i64, String> {
         let out = self.ask(json!({"op": "attime", "s": s, "tz": tz, "now": now}));

@@ -145,6 +145,12 @@ impl RenderCompare {
 
     /// Carbide's answer: (status, content type, body).
     pub fn carbide(&self, params: &[(&str, &str)]) -> (u16, String, String) {
+        let (status, ctype, body) = self.carbide_bytes(params);
+        (status, ctype, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Carbide's answer with the body as bytes (pickle).
+    pub fn carbide_bytes(&self, params: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
         let mut pairs: Vec<(&str, &str)> = params.to_vec();
         let now = self.now.to_string();
         if !pairs.iter().any(|(k, _)| *k == "now") {
@@ -162,11 +168,12 @@ impl RenderCompare {
             now: self.now,
         };
         let reply = render(&Params::from_pairs(&pairs), &env);
-        (
-            reply.status,
-            reply.content_type,
-            String::from_utf8_lossy(&reply.body).into_owned(),
-        )
+        (reply.status, reply.content_type, reply.body)
+    }
+
+    /// Python's unpickling of `bytes`, through the driver.
+    pub fn unpickle(&mut self, bytes: &[u8]) -> Value {
+        self.gw.unpickle(bytes)
     }
 
     /// graphite-web's answer: (status, content type, body).

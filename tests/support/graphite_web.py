@@ -12,6 +12,7 @@ Reads one JSON request per line on stdin and writes one JSON answer per line on 
   {"op": "attime", "s": "-1h", "tz": "UTC"|null, "now": 1700000000}
       -> {"ok": <epoch seconds>} or {"error": "<exception text>"}
   {"op": "offset", "s": "-5min"}   -> {"ok": <seconds, float>} or {"error": ...}
+  {"op": "unpickle", "hex": "<pickle bytes in hex>"} -> {"ok": <JSON as for pickle answers>}
   {"op": "parse", "target": "sum(a.*)"} -> {"ok": <tree>} or {"error": ...}
       tree: {"path": s} | {"call": name, "args": [tree], "kwargs": [[k, tree]], "raw": s}
             | {"int": n} | {"float": "repr"} | {"string": s} | {"bool": b} | {"none": true}
@@ -192,6 +193,8 @@ def main():
                 out = {'ok': int(when.timestamp())}
             elif op == 'offset':
                 out = {'ok': attime.parseTimeOffset(req['s']).total_seconds()}
+            elif op == 'unpickle':
+                out = {'ok': jsonable(pickle.loads(bytes.fromhex(req['hex'])))}
             elif op == 'parse':
                 out = {'ok': tree(grammar.parseString(req['target']))}
             else:
