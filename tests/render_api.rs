@@ -207,3 +207,89 @@ fn request_errors_are_client_errors() {
     let (cs, _, cb) = r.carbide(&[("target", "fmt.web2.cpu"), ("from", "-1fortnight")]);
     assert_eq!(cs, 400, "{cb}");
 }
+
+#[test]
+fn limits_refuse_with_a_status_that_names_them() {
+    use carbide::query::eval::Limits;
+    let r = formats_fixture();
+    let from = (NOW - 3600).to_string();
+    let base = [("from", from.as_str()), ("format", "json")];
+    let ask = |extra: &[(&str, &str)], limits: Limits, max_targets: usize| {
+        let mut params = base.to_vec();
+        params.extend_from_slice(extra);
+        let (status, _, body) = r.carbide_limited(&params, limits, max_targets);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let roomy = Limits::default();
+    let two_targets = [("target", "fmt.web1.cpu"), ("target", "fmt.web2.cpu")];
+    let (s, body) = ask(&two_targets, roomy, 1);
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("max_targets"), "{body}");
+    assert_eq!(ask(&two_targets, roomy, 2).0, 200);
+
+    let few_series = Limits {
+        max_series: 2,
+        ..roomy
+    };
+    let (s, body) = ask(&[("target", "fmt.*.cpu")], few_series, 10);
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("max_series"), "{body}");
+    assert_eq!(ask(&[("target", "fmt.web1.cpu")], few_series, 10).0, 200);
+
+    let few_points = Limits {
+        max_points: 100,
+        ..roomy
+    };
+    let (s, body) = ask(&[("target", "fmt.*.cpu")], few_points, 10);
+    assert_eq!(s, 422, "{body}");
+    assert!(body.contains("max_points"), "{body}");
+}
+
+#[test]
+fn error_messages_read_like_graphite_webs() {
+    let mut r = formats_fixture();
+    // Bad parameters: the same text, without targets (graphite-web parses options first).
+    for params in [
+        vec![
+            ("target", "fmt.web1.cpu"),
+            ("from", "-1fortnight"),
+            ("format", "json"),
+        ],
+        vec![
+            ("target", "fmt.web1.cpu"),
+            ("from", "-1h"),
+            ("until", "-1h"),
+            ("format", "json"),
+        ],
+        vec![
+            ("target", "fmt.web1.cpu"),
+            ("from", "noon yesterday xyz"),
+            ("format", "json"),
+        ],
+    ] {
+        let ((cs, cb), (gs, gb)) = r.both(&params);
+        assert_eq!((cs, cb.trim()), (gs, gb.trim()), "{params:?}");
+    }
+    // An unknown function: graphite-web's words, then where it is, then the targets.
+    let params = [
+        ("target", "fmt.web1.cpu"),
+        ("target", "foo(fmt.web1.cpu)"),
+        ("format", "json"),
+    ];
+    let ((cs, cb), (gs, gb)) = r.both(&params);
+    assert_eq!((cs, gs), (400, 400));
+    assert_eq!(
+        gb,
+        "Invalid parameters (Received request for unknown function: foo); targets: \"fmt.web1.cpu, foo(fmt.web1.cpu)\""
+    );
+    assert_eq!(
+        cb.trim(),
+        "Invalid parameters (Received request for unknown function: foo (at position 0)); targets: \"fmt.web1.cpu, foo(fmt.web1.cpu)\""
+    );
+    // A syntax error: graphite-web evaluates the valid prefix (`fmt.web1.cpu`) and ignores the
+    // rest; Carbide refuses the target and says where it stops making sense.
+    let params = [("target", "sumSeries(fmt.*.cpu"), ("format", "json")];
+    let ((cs, cb), (gs, _)) = r.both(&params);
+    assert_eq!((cs, gs), (400, 200), "{cb}");
+    assert!(cb.contains("position"), "{cb}");
+}

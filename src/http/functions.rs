@@ -9,7 +9,7 @@ use crate::query::functions::{self, FunctionDef, Literal};
 
 /// Infinite defaults are written `1e9999`, as graphite-web's encoder does; serde_json has no
 /// infinity, so they travel as this marker and are replaced at the end.
-const INFINITY_MARK: &str = "\u{1}carbide-infinity\u{1}";
+const INFINITY_MARK: &str = "carbide-infinity-9e7c1f";
 
 fn literal(l: &Literal) -> Value {
     match *l {

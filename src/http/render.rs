@@ -4,14 +4,12 @@
 
 use std::fmt::Write as _;
 
-use chrono::TimeZone;
-
 use super::reply::{Params, Reply};
 use crate::python::format::float_repr;
 use crate::query::consolidate::consolidate;
 use crate::query::eval::{Context, Limits, SeriesSource};
 use crate::query::series::Series;
-use crate::query::time::{parse_at_time, Zone};
+use crate::query::time::{local_datetime, parse_at_time, parse_zone, Zone};
 use crate::query::QueryError;
 
 /// What a render request needs besides its parameters.
@@ -59,7 +57,7 @@ fn options(params: &Params, env: &RenderEnv<'_>) -> Result<Options, QueryError> 
     }
     let zone = params
         .get("tz")
-        .and_then(|name| name.parse::<Zone>().ok())
+        .and_then(parse_zone)
         .unwrap_or(env.default_zone);
     let now = match params.get("now") {
         Some(s) => parse_at_time(s, zone, env.now)?,
@@ -126,9 +124,16 @@ fn options(params: &Params, env: &RenderEnv<'_>) -> Result<Options, QueryError> 
 
 /// Answers one `/render` request.
 pub fn render(params: &Params, env: &RenderEnv<'_>) -> Reply {
-    match render_inner(params, env) {
+    let opts = match options(params, env) {
+        Ok(o) => o,
+        Err(e) => return error_reply(&e, &[]),
+    };
+    match render_inner(&opts, env) {
         Ok(reply) => reply,
-        Err(e) => error_reply(&e, &params.all("target")),
+        Err(e) => {
+            let targets: Vec<&str> = opts.targets.iter().map(String::as_str).collect();
+            error_reply(&e, &targets)
+        }
     }
 }
 
@@ -140,13 +145,12 @@ pub fn error_reply(e: &QueryError, targets: &[&str]) -> Reply {
         QueryError::Internal(m) => format!("Internal error ({m})"),
     };
     if !targets.is_empty() {
-        let _ = write!(msg, "; targets: \"{}\"", targets.join("\", \""));
+        let _ = write!(msg, "; targets: \"{}\"", targets.join(", "));
     }
     Reply::text(e.status(), msg)
 }
 
-fn render_inner(params: &Params, env: &RenderEnv<'_>) -> Result<Reply, QueryError> {
-    let opts = options(params, env)?;
+fn render_inner(opts: &Options, env: &RenderEnv<'_>) -> Result<Reply, QueryError> {
     let mut ctx = Context::new(opts.from, opts.until, opts.now, opts.zone, env.source);
     ctx.x_files_factor = opts.x_files_factor;
     ctx.limits = env.limits;
@@ -164,7 +168,7 @@ fn render_inner(params: &Params, env: &RenderEnv<'_>) -> Result<Reply, QueryErro
     }
     match opts.format.as_str() {
         "json" => Ok(Reply::json_or_jsonp(
-            json(&mut data, &opts),
+            json(&mut data, opts),
             opts.jsonp.as_deref(),
         )),
         "csv" => Ok(Reply::new(200, "text/csv", csv(&data, opts.zone))),
@@ -207,11 +211,12 @@ fn consolidate_for(data: &mut [Series], max_data_points: usize) {
 }
 
 fn json(data: &mut [Series], opts: &Options) -> String {
-    // graphite-web skips consolidation when every series is empty (`any(data)`).
+    // graphite-web answers `[]` when every series is empty (`if any(data)`).
+    if !data.iter().any(|s| !s.values.is_empty()) {
+        return "[]".to_string();
+    }
     if let Some(mdp) = opts.max_data_points {
-        if data.iter().any(|s| !s.values.is_empty()) {
-            consolidate_for(data, mdp);
-        }
+        consolidate_for(data, mdp);
     }
     let (nl, ind) = if opts.pretty { ("\n", "  ") } else { ("", "") };
     let mut out = String::from("[");
@@ -294,9 +299,7 @@ fn csv(data: &[Series], zone: Zone) -> String {
         let name = csv_field(&series.name);
         for (i, v) in series.points().iter().enumerate() {
             let ts = series.start + i as i64 * series.step;
-            let when = zone
-                .timestamp_opt(ts, 0)
-                .single()
+            let when = local_datetime(zone, ts)
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or_default();
             let value = v.map(float_repr).unwrap_or_default();

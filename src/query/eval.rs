@@ -23,6 +23,31 @@ pub trait SeriesSource: Send + Sync {
         now: i64,
         x_files_factor: f64,
     ) -> Result<Vec<Series>, QueryError>;
+
+    /// Like `fetch`, but more than `max_series` matches is a `QueryError::Limit`; a source that
+    /// can count its matches first refuses before reading any file.
+    fn fetch_at_most(
+        &self,
+        pattern: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+        x_files_factor: f64,
+        max_series: usize,
+    ) -> Result<Vec<Series>, QueryError> {
+        let series = self.fetch(pattern, from, until, now, x_files_factor)?;
+        if series.len() > max_series {
+            return Err(too_many(pattern, series.len()));
+        }
+        Ok(series)
+    }
+}
+
+/// The error for a path expression that matches more series than the request may fetch.
+pub fn too_many(pattern: &str, matches: usize) -> QueryError {
+    QueryError::Limit(format!(
+        "{pattern:?} matches {matches} series, more than the max_series limit leaves for it"
+    ))
 }
 
 /// Per-request bounds, so one request cannot exhaust the server.
@@ -57,6 +82,9 @@ pub struct Context<'a> {
     pub templates: Vec<(String, String)>,
     fetched_series: usize,
     fetched_points: usize,
+    /// The argument expressions of the call being run, as written (graphite-web's
+    /// `requestContext['args']`): timeShift and friends evaluate their first one again.
+    raw_args: Vec<Expr>,
 }
 
 impl<'a> Context<'a> {
@@ -72,6 +100,7 @@ impl<'a> Context<'a> {
             templates: Vec::new(),
             fetched_series: 0,
             fetched_points: 0,
+            raw_args: Vec::new(),
         }
     }
 
@@ -104,14 +133,41 @@ impl<'a> Context<'a> {
         result
     }
 
+    /// The positional argument expressions of the running call as written (a piped value
+    /// first).
+    pub fn raw_args(&self) -> &[Expr] {
+        &self.raw_args
+    }
+
+    /// Evaluates `expr` as if the request asked for `(from, until]` (template replacements are
+    /// not applied, as graphite-web re-evaluates without them).
+    pub fn evaluate_expr_in(
+        &mut self,
+        expr: &Expr,
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let saved = (self.from, self.until);
+        self.from = from;
+        self.until = until;
+        let result = self.evaluate(expr);
+        (self.from, self.until) = saved;
+        match result? {
+            Value::SeriesList(list) => Ok(list),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Fetches a path expression for the context's range, counting what it costs.
     pub fn fetch(&mut self, pattern: &str) -> Result<Vec<Series>, QueryError> {
-        let series = self.source.fetch(
+        let budget = self.limits.max_series.saturating_sub(self.fetched_series);
+        let series = self.source.fetch_at_most(
             pattern,
             self.from,
             self.until,
             self.now,
             self.x_files_factor,
+            budget,
         )?;
         self.fetched_series += series.len();
         self.fetched_points += series.iter().map(|s| s.values.len()).sum::<usize>();
@@ -186,7 +242,7 @@ impl<'a> Context<'a> {
         }
         let Some(def) = functions::lookup(&call.name) else {
             return Err(QueryError::bad(format!(
-                "unknown function {:?} at position {}",
+                "Received request for unknown function: {} (at position {})",
                 call.name, call.position
             )));
         };
@@ -199,7 +255,10 @@ impl<'a> Context<'a> {
             keywords.push((k.clone(), self.evaluate_with(v, replacements)?));
         }
         let args = Args::bind(def.name, def.params, positional, keywords)?;
-        (def.run)(self, args)
+        let saved = std::mem::replace(&mut self.raw_args, call.args.clone());
+        let result = (def.run)(self, args);
+        self.raw_args = saved;
+        result
     }
 }
 

@@ -125,8 +125,24 @@ impl SeriesSource for Store {
         now: i64,
         x_files_factor: f64,
     ) -> Result<Vec<Series>, QueryError> {
+        self.fetch_at_most(pattern, from, until, now, x_files_factor, usize::MAX)
+    }
+
+    fn fetch_at_most(
+        &self,
+        pattern: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+        x_files_factor: f64,
+        max_series: usize,
+    ) -> Result<Vec<Series>, QueryError> {
+        let names = self.names.expand(pattern);
+        if names.len() > max_series {
+            return Err(super::eval::too_many(pattern, names.len()));
+        }
         let mut out = Vec::new();
-        for name in self.names.expand(pattern) {
+        for name in names {
             if let Some((start, end, step, values)) = self.fetch_one(&name, from, until, now)? {
                 let mut series = Series::new(name, start, end, step, values, x_files_factor);
                 series.path_expression = pattern.to_string();

@@ -74,7 +74,15 @@ impl Args {
             }
         }
         for (key, value) in keywords {
-            let Some(slot) = slots.iter_mut().find(|(p, _)| p.name == key) else {
+            // graphite-web's keywords are the Python parameter names, which differ from the
+            // `/functions` names only in case (`alignDST` and `alignDst`): accept both.
+            let found = match slots.iter().position(|(p, _)| p.name == key) {
+                Some(i) => Some(i),
+                None => slots
+                    .iter()
+                    .position(|(p, _)| p.name.eq_ignore_ascii_case(&key)),
+            };
+            let Some(slot) = found.map(|i| &mut slots[i]) else {
                 return Err(QueryError::bad(format!(
                     "{function}: unknown keyword argument {key:?}"
                 )));

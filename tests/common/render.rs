@@ -151,6 +151,16 @@ impl RenderCompare {
 
     /// Carbide's answer with the body as bytes (pickle).
     pub fn carbide_bytes(&self, params: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
+        self.carbide_limited(params, Limits::default(), 100)
+    }
+
+    /// Carbide's answer under the given per-request limits.
+    pub fn carbide_limited(
+        &self,
+        params: &[(&str, &str)],
+        limits: Limits,
+        max_targets: usize,
+    ) -> (u16, String, Vec<u8>) {
         let mut pairs: Vec<(&str, &str)> = params.to_vec();
         let now = self.now.to_string();
         if !pairs.iter().any(|(k, _)| *k == "now") {
@@ -163,8 +173,8 @@ impl RenderCompare {
         let env = RenderEnv {
             source: &store,
             default_zone: chrono_tz::UTC,
-            limits: Limits::default(),
-            max_targets: 100,
+            limits,
+            max_targets,
             now: self.now,
         };
         let reply = render(&Params::from_pairs(&pairs), &env);
