@@ -46,7 +46,7 @@ fn fixture(p: &str) -> RenderCompare {
     r.metric(
         &format!("{p}.g.b"),
         RET,
-        &pts(N, 60, |i| (i % 11 != 5).then(|| (i % 9) as f64 - 4.0)),
+        &pts(N, 60, |i| (i % 11 != 5).then_some((i % 9) as f64 - 4.0)),
     );
     r.metric(&format!("{p}.g.empty"), RET, &[]);
     // A counter (t counts from the oldest point) with resets and gaps.
@@ -84,7 +84,7 @@ fn fixture(p: &str) -> RenderCompare {
     r.metric(
         &format!("{p}.s.a"),
         "300s:10d",
-        &pts(N / 5, 300, |i| (i % 4 != 1).then(|| i as f64 * 0.5)),
+        &pts(N / 5, 300, |i| (i % 4 != 1).then_some(i as f64 * 0.5)),
     );
     // Runs of 1, 2, 3 and 4 nulls, two trailing, three leading in the last hour.
     r.metric(
@@ -92,7 +92,7 @@ fn fixture(p: &str) -> RenderCompare {
         RET,
         &pts(N, 60, |i| {
             let gap = matches!(i, 0 | 1 | 5 | 9 | 10 | 15..=17 | 22..=25 | 57..=59);
-            (!gap).then(|| 10.0 + i as f64 * 0.75)
+            (!gap).then_some(10.0 + i as f64 * 0.75)
         }),
     );
     // Small values (rounding to 6 decimals, %g names).

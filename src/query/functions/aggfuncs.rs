@@ -79,11 +79,15 @@ pub fn safe_sum(values: &[Option<f64>]) -> Option<f64> {
     (!v.is_empty()).then(|| python_sum(&v))
 }
 
-/// The first value minus every later one.
+/// The first value minus every later one, summed from zero as graphite-web's `sum` does (so a
+/// lone -0.0 comes out as 0.0).
 pub fn safe_diff(values: &[Option<f64>]) -> Option<f64> {
-    let v = usable(values);
-    let (first, rest) = v.split_first()?;
-    Some(rest.iter().fold(*first, |acc, x| acc + x * -1.0))
+    let mut v = usable(values);
+    if v.is_empty() {
+        return None;
+    }
+    v[1..].iter_mut().for_each(|x| *x *= -1.0);
+    Some(python_sum(&v))
 }
 
 pub fn safe_len(values: &[Option<f64>]) -> usize {
