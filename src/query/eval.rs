@@ -237,6 +237,14 @@ impl<'a> Context<'a> {
     }
 
     fn call(&mut self, call: &Call, replacements: &[(String, Value)]) -> Result<Value, QueryError> {
+        if call.name == "template" {
+            // The grammar makes `template(...)` a template only with string or number
+            // arguments; anything else arrives here as a plain call.
+            return Err(QueryError::bad(format!(
+                "invalid template() syntax at position {}, only string/numeric arguments are allowed",
+                call.position
+            )));
+        }
         if call.name == "seriesByTag" {
             return Ok(Value::SeriesList(self.fetch(&call.raw)?));
         }
