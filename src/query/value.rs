@@ -224,6 +224,8 @@ impl Args {
             Some(Value::Bool(b)) => *b,
             Some(Value::Int(i)) => *i != 0,
             Some(Value::Float(f)) => *f != 0.0,
+            // graphite-web's parameter validation turns "true"/"false" into booleans.
+            Some(Value::Str(s)) if s.eq_ignore_ascii_case("false") => false,
             Some(Value::Str(s)) => !s.is_empty(),
             Some(Value::SeriesList(l)) => !l.is_empty(),
         })
