@@ -229,6 +229,32 @@ impl Default for SelfMetricsConfig {
     }
 }
 
+/// The read API (render, find) and its per-request limits.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderConfig {
+    /// graphite-web's TIME_ZONE: the zone of absolute times and csv output when a request gives
+    /// no `tz`.
+    pub time_zone: String,
+    /// Targets in one /render request.
+    pub max_targets: usize,
+    /// Series one request may fetch, over all its targets.
+    pub max_series: usize,
+    /// Values one request may fetch or answer with.
+    pub max_points: usize,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            time_zone: "UTC".to_string(),
+            max_targets: 500,
+            max_series: 100_000,
+            max_points: 50_000_000,
+        }
+    }
+}
+
 /// Everything `carbide serve` reads.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -246,6 +272,7 @@ pub struct Config {
     pub persist: PersistConfig,
     pub wal: WalConfig,
     pub self_metrics: SelfMetricsConfig,
+    pub render: RenderConfig,
 }
 
 impl Default for Config {
@@ -260,6 +287,7 @@ impl Default for Config {
             persist: PersistConfig::default(),
             wal: WalConfig::default(),
             self_metrics: SelfMetricsConfig::default(),
+            render: RenderConfig::default(),
         }
     }
 }

@@ -12,8 +12,12 @@ use tokio::sync::watch;
 
 use crate::cache::{Cache, CacheConfig, Strategy};
 use crate::config::{Config, FsyncPolicy, Listen, WriteStrategy};
+use crate::http::ReadApi;
+use crate::index::Index;
 use crate::ingest::receiver::{self, IngestStats, Intake};
 use crate::persist::{PersistSettings, PersistStats, Persister};
+use crate::query::eval::Limits;
+use crate::query::store::Store;
 use crate::schema::Schemas;
 use crate::wal::{self, Point, Wal};
 use crate::whisper::WriteOptions;
@@ -250,6 +254,33 @@ impl StopSignals {
     }
 }
 
+/// Adds the names of metrics that arrived since the last look to the index, so that finds and
+/// globs see a metric within a second of its first point, before its file exists.
+async fn index_new_names(cache: Arc<Cache>, index: Arc<Index>, mut stop: watch::Receiver<bool>) {
+    let mut seen = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+        // Entries created so far (held + handed to writers): unchanged means no new metric.
+        let st = cache.stats();
+        let created = st.metrics + st.pops;
+        if created == seen {
+            continue;
+        }
+        seen = created;
+        let cache = cache.clone();
+        let index = index.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for name in cache.names() {
+                index.insert(&name);
+            }
+        })
+        .await;
+    }
+}
+
 /// Runs the server until a stop signal; returns the process exit status.
 pub async fn run(config: Config) -> Result<(), String> {
     let started = Instant::now();
@@ -288,6 +319,36 @@ pub async fn run(config: Config) -> Result<(), String> {
         cache.insert_batch(&batch.points, batch.lsn.segment as u32);
     }
     drop(recovered);
+
+    // The name index: what is on disk now, plus what the cache holds (replayed points).
+    let index_root = whisper_dir.clone();
+    let index = tokio::task::spawn_blocking(move || Index::load_dir(&index_root))
+        .await
+        .map_err(|e| format!("metric index: {e}"))?
+        .map_err(|e| format!("cannot index {}: {e}", whisper_dir.display()))?;
+    let index = Arc::new(index);
+    for name in cache.names() {
+        index.insert(&name);
+    }
+    tracing::info!("{} metrics indexed", index.len());
+    let zone = config
+        .render
+        .time_zone
+        .parse::<crate::query::time::Zone>()
+        .map_err(|e| format!("render.time_zone {:?}: {e}", config.render.time_zone))?;
+    let store =
+        Store::new(whisper_dir.clone(), index.clone()).with_cache(cache.clone(), schemas.clone());
+    let read_api = Arc::new(ReadApi {
+        source: Arc::new(store),
+        index: index.clone(),
+        whisper_dir: whisper_dir.clone(),
+        default_zone: zone,
+        limits: Limits {
+            max_series: config.render.max_series,
+            max_points: config.render.max_points,
+        },
+        max_targets: config.render.max_targets,
+    });
 
     let persist_stats = Arc::new(PersistStats::default());
     let persister = Persister::start(
@@ -376,9 +437,17 @@ pub async fn run(config: Config) -> Result<(), String> {
     if let Some(l) = http {
         let c = counters.clone();
         let stats: crate::http::StatsFn = Arc::new(move || c.json());
-        let endpoints = crate::http::Endpoints { stats, read: None };
+        let endpoints = crate::http::Endpoints {
+            stats,
+            read: Some(read_api.clone()),
+        };
         tasks.spawn(crate::http::serve(l, endpoints, stop_rx.clone()));
     }
+    tasks.spawn(index_new_names(
+        cache.clone(),
+        index.clone(),
+        stop_rx.clone(),
+    ));
     tasks.spawn(self_metrics(
         counters.clone(),
         intake.clone(),

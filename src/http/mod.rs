@@ -6,6 +6,7 @@
 //! Grafana's POST into a GET), CORS for Grafana's browser mode, and gzip when asked.
 
 pub mod functions;
+pub mod metrics;
 pub mod render;
 pub mod reply;
 
@@ -40,6 +41,9 @@ const MAX_BODY: usize = 8 << 20;
 /// What the read endpoints need.
 pub struct ReadApi {
     pub source: Arc<dyn SeriesSource>,
+    pub index: Arc<crate::index::Index>,
+    /// The whisper tree, for the intervals `/metrics/find` reports for leaves.
+    pub whisper_dir: std::path::PathBuf,
     pub default_zone: Zone,
     pub limits: Limits,
     pub max_targets: usize,
@@ -60,7 +64,13 @@ fn now_epoch() -> i64 {
 
 /// Answers one request (already read) with a `Reply`; blocking work (evaluation, file reads) is
 /// the caller's to move off the reactor.
-pub fn answer(endpoints: &Endpoints, method: &Method, path: &str, params: &Params) -> Reply {
+pub fn answer(
+    endpoints: &Endpoints,
+    method: &Method,
+    path: &str,
+    params: &Params,
+    accept: Option<&str>,
+) -> Reply {
     if method != Method::GET && method != Method::HEAD && method != Method::POST {
         return Reply::text(405, "method not allowed");
     }
@@ -89,6 +99,23 @@ pub fn answer(endpoints: &Endpoints, method: &Method, path: &str, params: &Param
             }
             None => Reply::text(503, "the read API is not configured"),
         },
+        "/metrics" | "/metrics/find" | "/metrics/expand" | "/metrics/index.json" => {
+            let Some(read) = &endpoints.read else {
+                return Reply::text(503, "the read API is not configured");
+            };
+            let root = read.whisper_dir.clone();
+            let intervals = move |rel: &std::path::Path| {
+                metrics::whisper_intervals(&root, rel, metrics::time_now())
+            };
+            let mut env = metrics::MetricsEnv::new(read.default_zone);
+            env.accept = accept;
+            env.intervals = Some(&intervals);
+            match path {
+                "/metrics/expand" => metrics::expand(&read.index, params, &env),
+                "/metrics/index.json" => metrics::index_json(&read.index, params, &env),
+                _ => metrics::find(&read.index, params, &env),
+            }
+        }
         p => Reply::text(404, format!("no such endpoint: {p}")),
     }
 }
@@ -172,6 +199,11 @@ async fn handle(req: Request<Incoming>, endpoints: Arc<Endpoints>) -> Response<F
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(String::from);
+    let req_accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -191,11 +223,14 @@ async fn handle(req: Request<Incoming>, endpoints: Arc<Endpoints>) -> Response<F
             return to_response(reply, false, head);
         }
     };
+    let accept = req_accept;
     let form = (method == Method::POST && (is_form || !body.is_empty())).then_some(&body[..]);
     let params = Params::parse(query.as_deref(), form);
-    let reply = tokio::task::spawn_blocking(move || answer(&endpoints, &method, &path, &params))
-        .await
-        .unwrap_or_else(|e| Reply::text(500, format!("request failed: {e}")));
+    let reply = tokio::task::spawn_blocking(move || {
+        answer(&endpoints, &method, &path, &params, accept.as_deref())
+    })
+    .await
+    .unwrap_or_else(|e| Reply::text(500, format!("request failed: {e}")));
     to_response(reply, gzip, head)
 }
 

@@ -15,77 +15,18 @@ use serde_json::Value;
 
 use super::graphite_web::GraphiteWeb;
 
-/// Names from a walk of the directory per request (tests add files between checks).
-/// TODO(lead): switch to carbide::index::Index once it lands.
+/// The index, loaded afresh per request (tests add files between checks).
 struct TreeNames {
     root: PathBuf,
 }
 
 impl Names for TreeNames {
     fn expand(&self, pattern: &str) -> Vec<String> {
-        let Some(re) = glob_regex(pattern) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        walk(&self.root, &self.root, &mut out);
-        out.retain(|n| re.is_match(n));
-        out.sort();
-        out.dedup();
-        out
-    }
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(root, &p, out);
-        } else if let Some(rel) = p.strip_prefix(root).ok().and_then(|r| r.to_str()) {
-            if let Some(stem) = rel.strip_suffix(".wsp") {
-                out.push(stem.replace('/', "."));
-            }
+        match carbide::index::Index::load_dir(&self.root) {
+            Ok(index) => index.expand(pattern),
+            Err(_) => Vec::new(),
         }
     }
-}
-
-fn glob_regex(pattern: &str) -> Option<regex::Regex> {
-    let mut re = String::from("^");
-    let mut chars = pattern.chars().peekable();
-    let mut depth = 0;
-    while let Some(c) = chars.next() {
-        match c {
-            '*' => re.push_str("[^.]*"),
-            '?' => re.push_str("[^.]"),
-            '[' => {
-                re.push('[');
-                for c in chars.by_ref() {
-                    if c == ']' {
-                        break;
-                    }
-                    if c == '\\' || c == '^' {
-                        re.push('\\');
-                    }
-                    re.push(c);
-                }
-                re.push(']');
-            }
-            '{' => {
-                depth += 1;
-                re.push('(');
-            }
-            '}' if depth > 0 => {
-                depth -= 1;
-                re.push(')');
-            }
-            ',' if depth > 0 => re.push('|'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).ok()
 }
 
 pub struct RenderCompare {
