@@ -80,6 +80,9 @@ pub struct Context<'a> {
     pub limits: Limits,
     /// `template[name]=value` request parameters.
     pub templates: Vec<(String, String)>,
+    /// stacked()'s running totals per stack name, shared by every target of the request (graphite-
+    /// web's `requestContext['totalStack']`).
+    pub stacks: std::collections::HashMap<Option<String>, Vec<f64>>,
     fetched_series: usize,
     fetched_points: usize,
     /// The argument expressions of the call being run, as written (graphite-web's
@@ -98,6 +101,7 @@ impl<'a> Context<'a> {
             source,
             limits: Limits::default(),
             templates: Vec::new(),
+            stacks: std::collections::HashMap::new(),
             fetched_series: 0,
             fetched_points: 0,
             raw_args: Vec::new(),

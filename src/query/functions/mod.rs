@@ -12,6 +12,7 @@ pub mod alias;
 pub mod calculate;
 pub mod combine;
 pub mod filter;
+pub mod more_combine;
 pub mod special;
 pub mod transform;
 
@@ -151,7 +152,7 @@ pub struct FunctionDef {
 }
 
 /// Every function group's table. A group file adds its `FUNCTIONS` here.
-fn tables() -> [&'static [FunctionDef]; 6] {
+fn tables() -> [&'static [FunctionDef]; 7] {
     [
         combine::FUNCTIONS,
         transform::FUNCTIONS,
@@ -159,6 +160,7 @@ fn tables() -> [&'static [FunctionDef]; 6] {
         alias::FUNCTIONS,
         filter::FUNCTIONS,
         special::FUNCTIONS,
+        more_combine::FUNCTIONS,
     ]
 }
 
