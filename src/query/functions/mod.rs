@@ -12,6 +12,7 @@ pub mod alias;
 pub mod calculate;
 pub mod combine;
 pub mod filter;
+pub mod more_calculate;
 pub mod more_combine;
 pub mod special;
 pub mod transform;
@@ -152,7 +153,7 @@ pub struct FunctionDef {
 }
 
 /// Every function group's table. A group file adds its `FUNCTIONS` here.
-fn tables() -> [&'static [FunctionDef]; 7] {
+fn tables() -> [&'static [FunctionDef]; 8] {
     [
         combine::FUNCTIONS,
         transform::FUNCTIONS,
@@ -161,6 +162,7 @@ fn tables() -> [&'static [FunctionDef]; 7] {
         filter::FUNCTIONS,
         special::FUNCTIONS,
         more_combine::FUNCTIONS,
+        more_calculate::FUNCTIONS,
     ]
 }
 
