@@ -4,6 +4,11 @@
 //! which includes malloc's per-chunk overhead).
 //!
 //! `cargo bench --bench cache` (add `-- insert` etc. to pick a group).
+//!
+//! `CACHE_BENCH_ONCE=insert|existing|drain|get` runs one workload once and exits, for
+//! instruction counts that do not depend on what else the machine runs:
+//! `valgrind --tool=callgrind --toggle-collect='*measured*' target/release/deps/cache-*`
+//! (only the `measured` call is counted, not the set-up).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -253,7 +258,57 @@ fn report_memory() {
     }
 }
 
+/// The workload that `CACHE_BENCH_ONCE` counts; everything else is set-up.
+#[inline(never)]
+fn measured(work: &mut dyn FnMut()) {
+    work();
+}
+
+fn once(what: &str) {
+    let names = names(METRICS);
+    let pts = points(&names);
+    let cache = new_cache();
+    match what {
+        // 1M points of 100k new metrics, in batches of 1000.
+        "insert" => measured(&mut || fill(&cache, &pts)),
+        // 100k points of 100k metrics already cached.
+        "existing" => {
+            fill(&cache, &pts[..METRICS]);
+            measured(&mut || fill(&cache, &pts[..METRICS]));
+        }
+        // Every metric drained (naive).
+        "drain" => {
+            fill(&cache, &pts);
+            measured(&mut || {
+                while let Some(d) = cache.pop_next(Strategy::Naive) {
+                    black_box(d);
+                }
+            });
+        }
+        // 100k gets of 10-point metrics.
+        "get" => {
+            fill(&cache, &pts);
+            measured(&mut || {
+                for n in &names {
+                    black_box(cache.get(n));
+                }
+            });
+        }
+        other => {
+            eprintln!(
+                "CACHE_BENCH_ONCE: unknown workload {other:?} (insert, existing, drain, get)"
+            );
+            std::process::exit(2);
+        }
+    }
+    black_box(&cache);
+}
+
 fn main() {
+    if let Ok(what) = std::env::var("CACHE_BENCH_ONCE") {
+        once(&what);
+        return;
+    }
     report_memory();
     let mut c = Criterion::default().configure_from_args();
     bench_insert(&mut c);

@@ -254,30 +254,37 @@ impl StopSignals {
     }
 }
 
-/// Adds the names of metrics that arrived since the last look to the index, so that finds and
-/// globs see a metric within a second of its first point, before its file exists.
-async fn index_new_names(cache: Arc<Cache>, index: Arc<Index>, mut stop: watch::Receiver<bool>) {
-    let mut seen = 0u64;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
+/// Feeds the read side's indexes from ingest: a name seen before costs one hash and a shared
+/// lookup; a new one is added to the metric index (and the tag index when it is tagged).
+struct IndexSink {
+    index: Arc<Index>,
+    tags: Arc<crate::index::tags::TagIndex>,
+    seen: parking_lot::RwLock<std::collections::HashSet<u64>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl IndexSink {
+    fn new(index: Arc<Index>, tags: Arc<crate::index::tags::TagIndex>) -> IndexSink {
+        IndexSink {
+            index,
+            tags,
+            seen: parking_lot::RwLock::new(std::collections::HashSet::new()),
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed_ca7b),
         }
-        // Entries created so far (held + handed to writers): unchanged means no new metric.
-        let st = cache.stats();
-        let created = st.metrics + st.pops;
-        if created == seen {
-            continue;
+    }
+}
+
+impl receiver::NameSink for IndexSink {
+    fn accepted(&self, name: &str) {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(name);
+        if self.seen.read().contains(&h) {
+            return;
         }
-        seen = created;
-        let cache = cache.clone();
-        let index = index.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for name in cache.names() {
-                index.insert(&name);
-            }
-        })
-        .await;
+        if self.index.insert(name) && crate::ingest::name::is_tagged(name) {
+            let _ = self.tags.insert(name);
+        }
+        self.seen.write().insert(h);
     }
 }
 
@@ -327,20 +334,26 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("metric index: {e}"))?
         .map_err(|e| format!("cannot index {}: {e}", whisper_dir.display()))?;
     let index = Arc::new(index);
-    for name in cache.names() {
-        index.insert(&name);
-    }
     tracing::info!("{} metrics indexed", index.len());
     let zone = config
         .render
         .time_zone
         .parse::<crate::query::time::Zone>()
         .map_err(|e| format!("render.time_zone {:?}: {e}", config.render.time_zone))?;
-    let store =
-        Store::new(whisper_dir.clone(), index.clone()).with_cache(cache.clone(), schemas.clone());
+    let tags = Arc::new(crate::index::tags::TagIndex::default());
+    let tag_stats = tags.load_dir(&whisper_dir);
+    tracing::info!("{} tagged series indexed", tag_stats.loaded);
+    let name_sink = Arc::new(IndexSink::new(index.clone(), tags.clone()));
+    for name in cache.names() {
+        receiver::NameSink::accepted(name_sink.as_ref(), &name);
+    }
+    let store = Store::new(whisper_dir.clone(), index.clone())
+        .with_tags(tags.clone())
+        .with_cache(cache.clone(), schemas.clone());
     let read_api = Arc::new(ReadApi {
         source: Arc::new(store),
         index: index.clone(),
+        tags: tags.clone(),
         whisper_dir: whisper_dir.clone(),
         default_zone: zone,
         limits: Limits {
@@ -376,13 +389,16 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
 
     let ingest_stats = Arc::new(IngestStats::default());
-    let intake = Arc::new(Intake::new(
-        wal.clone(),
-        cache.clone(),
-        ingest_stats.clone(),
-        config.ingest.min_timestamp_resolution,
-        config.ingest.bad_input_log_per_minute,
-    ));
+    let intake = Arc::new(
+        Intake::new(
+            wal.clone(),
+            cache.clone(),
+            ingest_stats.clone(),
+            config.ingest.min_timestamp_resolution,
+            config.ingest.bad_input_log_per_minute,
+        )
+        .with_names(name_sink.clone()),
+    );
     let counters = Arc::new(Counters {
         ingest: ingest_stats,
         persist: persist_stats,
@@ -443,11 +459,6 @@ pub async fn run(config: Config) -> Result<(), String> {
         };
         tasks.spawn(crate::http::serve(l, endpoints, stop_rx.clone()));
     }
-    tasks.spawn(index_new_names(
-        cache.clone(),
-        index.clone(),
-        stop_rx.clone(),
-    ));
     tasks.spawn(self_metrics(
         counters.clone(),
         intake.clone(),

@@ -7,31 +7,15 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 
-use common::render::RenderCompare;
+use common::render::{self, RenderCompare};
 
 /// A fixed clock: a multiple of 60 but not of 300 or 3600, so alignment matters.
 const NOW: i64 = 1_795_576_320;
 
 fn shared() -> MutexGuard<'static, RenderCompare> {
-    static R: OnceLock<Mutex<RenderCompare>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(RenderCompare::new(NOW)))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-/// `n` points `step` apart ending at NOW; `f(i)` gives the value of the i-th point counted from
-/// the oldest (None leaves a gap).
-fn points(n: i64, step: i64, f: impl Fn(i64) -> Option<f64>) -> Vec<(i64, f64)> {
-    (0..n)
-        .filter_map(|i| f(i).map(|v| (NOW - (n - 1 - i) * step, v)))
-        .collect()
-}
-
-/// A wobbly value with a few decimals, so averages and sums are not trivially exact.
-fn wobble(i: i64) -> f64 {
-    ((i * 37) % 101) as f64 * 0.37 + (i % 7) as f64 - 3.0
+    render::shared(|| RenderCompare::new(NOW))
 }
 
 fn ago(seconds: i64) -> String {
@@ -43,30 +27,9 @@ const AGG_FUNCS: &[&str] = &[
     "count", "range", "rangeOf", "multiply", "last", "current",
 ];
 
-/// Series under `prefix`: a full 60 s one, one with leading/trailing/inner gaps, an all-null one,
-/// and a 300 s one (different step).
+/// Series under `prefix` (see `RenderCompare::wobbly_series`).
 fn fixture(r: &mut RenderCompare, prefix: &str) {
-    r.metric(
-        &format!("{prefix}.full"),
-        "60s:1d,300s:7d",
-        &points(3000, 60, |i| Some(wobble(i))),
-    );
-    r.metric(
-        &format!("{prefix}.gaps"),
-        "60s:1d,300s:7d",
-        &points(3000, 60, |i| {
-            let leading = i < 2900;
-            let trailing = i > 2990;
-            let inner = (2930..2940).contains(&i) || i % 9 == 4;
-            (!(leading || trailing || inner)).then(|| wobble(i) * 2.5)
-        }),
-    );
-    r.metric(&format!("{prefix}.nulls"), "60s:1d,300s:7d", &[]);
-    r.metric(
-        &format!("{prefix}.coarse"),
-        "300s:7d",
-        &points(600, 300, |i| (i % 11 != 5).then(|| wobble(i) + 0.5)),
-    );
+    r.wobbly_series(prefix);
 }
 
 #[test]

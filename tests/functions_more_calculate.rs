@@ -10,65 +10,30 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 
-use carbide::http::render::{render, RenderEnv};
-use carbide::http::reply::Params;
-use carbide::query::eval::Limits;
-use carbide::query::store::{Names, Store};
 use carbide::whisper::{self, CreateOptions, WriteOptions};
 use common::graphite_web::GraphiteWeb;
-use common::render::{parse_json, same, RenderCompare};
+use common::render::{self, parse_json, wobble, RenderCompare};
 
 /// A fixed clock (2026-11-25 03:12:00 UTC): a multiple of 60 but not of 300 or 3600.
 const NOW: i64 = 1_795_576_320;
 
 fn shared() -> MutexGuard<'static, RenderCompare> {
-    static R: OnceLock<Mutex<RenderCompare>> = OnceLock::new();
-    R.get_or_init(|| Mutex::new(RenderCompare::new(NOW)))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+    render::shared(|| RenderCompare::new(NOW))
 }
 
 fn points(n: i64, step: i64, f: impl Fn(i64) -> Option<f64>) -> Vec<(i64, f64)> {
-    (0..n)
-        .filter_map(|i| f(i).map(|v| (NOW - (n - 1 - i) * step, v)))
-        .collect()
-}
-
-fn wobble(i: i64) -> f64 {
-    ((i * 37) % 101) as f64 * 0.37 + (i % 7) as f64 - 3.0
+    render::points_oldest_first(NOW, n, step, f)
 }
 
 fn ago(seconds: i64) -> String {
     (NOW - seconds).to_string()
 }
 
-/// Under `prefix`: a full 60 s series, one with leading/trailing/inner gaps, an all-null one,
-/// and a 300 s one.
+/// Series under `prefix` (see `RenderCompare::wobbly_series`).
 fn fixture(r: &mut RenderCompare, prefix: &str) {
-    r.metric(
-        &format!("{prefix}.full"),
-        "60s:1d,300s:7d",
-        &points(3000, 60, |i| Some(wobble(i))),
-    );
-    r.metric(
-        &format!("{prefix}.gaps"),
-        "60s:1d,300s:7d",
-        &points(3000, 60, |i| {
-            let leading = i < 2900;
-            let trailing = i > 2990;
-            let inner = (2930..2940).contains(&i) || i % 9 == 4;
-            (!(leading || trailing || inner)).then(|| wobble(i) * 2.5)
-        }),
-    );
-    r.metric(&format!("{prefix}.nulls"), "60s:1d,300s:7d", &[]);
-    r.metric(
-        &format!("{prefix}.coarse"),
-        "300s:7d",
-        &points(600, 300, |i| (i % 11 != 5).then(|| wobble(i) + 0.5)),
-    );
+    r.wobbly_series(prefix);
 }
 
 fn check_all(r: &mut RenderCompare, targets: &[&str], froms: &[&str]) {
@@ -591,69 +556,13 @@ fn compress_periodic_gaps_conformance() {
 /// signature) equals graphite-web's; only the description is our own.
 #[test]
 fn function_descriptions_match_graphite_web() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut gw = GraphiteWeb::start(dir.path());
-    let strip = |mut v: serde_json::Value| {
-        if let Some(m) = v.as_object_mut() {
-            m.remove("description");
-        }
-        v
-    };
-    for def in carbide::query::functions::more_calculate::FUNCTIONS {
-        let path = format!("/functions/{}", def.name);
-        let (gs, _, gb) = gw.http("GET", &path, &[]);
-        assert_eq!(gs, 200, "{path}: {gb}");
-        let reply = carbide::http::functions::details(def.name, &Params::from_pairs(&[]));
-        let cb = String::from_utf8_lossy(&reply.body).into_owned();
-        let (c, g) = (strip(parse_json(&cb)), strip(parse_json(&gb)));
-        if let Err(why) = same(&c, &g, 0.0, "$") {
-            panic!("{path}: {why}\ncarbide:      {cb}\ngraphite-web: {gb}");
-        }
-    }
+    render::functions_match_graphite_web(carbide::query::functions::more_calculate::FUNCTIONS);
 }
 
 // ---------------------------------------------------------------------------------------------
 // The date arguments and generated series read the server zone (graphite-web's TIME_ZONE and
 // `time.mktime`): both sides in Europe/Berlin, requests without `tz`, ranges across the DST
 // change of 2026-10-25.
-
-/// Literal names only: the file exists or not.
-struct Literal(PathBuf);
-
-impl Names for Literal {
-    fn expand(&self, pattern: &str) -> Vec<String> {
-        let file = self.0.join(format!("{}.wsp", pattern.replace('.', "/")));
-        if file.exists() {
-            vec![pattern.to_string()]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-fn carbide_in_zone(
-    root: &Path,
-    zone: chrono_tz::Tz,
-    now: i64,
-    params: &[(&str, &str)],
-) -> (u16, String) {
-    let mut pairs = params.to_vec();
-    let now_s = now.to_string();
-    pairs.push(("now", &now_s));
-    let store = Store::new(root, Arc::new(Literal(root.to_path_buf())));
-    let env = RenderEnv {
-        source: &store,
-        default_zone: zone,
-        limits: Limits::default(),
-        max_targets: 100,
-        now,
-    };
-    let reply = render(&Params::from_pairs(&pairs), &env);
-    (
-        reply.status,
-        String::from_utf8_lossy(&reply.body).into_owned(),
-    )
-}
 
 #[test]
 fn server_zone_matches_graphite_web() {
@@ -700,21 +609,5 @@ fn server_zone_matches_graphite_web() {
         ("identity('i')", "01:00 20261025", "04:00 20261025"),
         ("timeStack(bz.a, '1d', 0, 3)", "20261025", "20261026"),
     ];
-    for (target, from, until) in cases {
-        let params = [
-            ("target", target),
-            ("from", from),
-            ("until", until),
-            ("format", "json"),
-        ];
-        let (cs, cb) = carbide_in_zone(dir.path(), zone, NOW, &params);
-        let now_s = NOW.to_string();
-        let mut gparams = params.to_vec();
-        gparams.push(("now", &now_s));
-        let (gs, _, gb) = gw.http("GET", "/render", &gparams);
-        assert_eq!((cs, gs), (200, 200), "{target}: {cb} / {gb}");
-        if let Err(why) = same(&parse_json(&cb), &parse_json(&gb), 0.0, "$") {
-            panic!("{target} {from} {until}: {why}\ncarbide:      {cb}\ngraphite-web: {gb}");
-        }
-    }
+    render::check_in_zone(&mut gw, dir.path(), zone, NOW, &cases);
 }

@@ -4,25 +4,19 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::MutexGuard;
 
-use common::render::RenderCompare;
+use common::render::{self, RenderCompare};
 
 /// Divisible by 300, so every step lines up with now.
 const NOW: i64 = 1_795_576_200;
 
 fn series(n: i64, step: i64, f: impl Fn(i64) -> Option<f64>) -> Vec<(i64, f64)> {
-    (0..n)
-        .filter_map(|i| f(i).map(|v| (NOW - i * step, v)))
-        .collect()
+    render::points_back(NOW, n, step, f)
 }
 
 fn fixture() -> MutexGuard<'static, RenderCompare> {
-    static FIXTURE: OnceLock<Mutex<RenderCompare>> = OnceLock::new();
-    FIXTURE
-        .get_or_init(|| Mutex::new(build()))
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    render::shared(build)
 }
 
 fn build() -> RenderCompare {
@@ -515,24 +509,7 @@ fn events_is_refused() {
 
 #[test]
 fn functions_metadata_matches_graphite_web() {
-    let path = common::shared_dir().join("spec/functions-graphite-web-1.1.10.json");
-    let text = std::fs::read_to_string(&path).expect("read the /functions spec");
-    let spec: serde_json::Value =
-        serde_json::from_str(&text.replace("Infinity", "1e308")).expect("spec JSON");
-    let mut count = 0;
-    for def in carbide::query::functions::more_combine::FUNCTIONS {
-        let info = carbide::http::functions::info(def);
-        let want = &spec[def.name];
-        assert!(
-            want.is_object(),
-            "{} is not a graphite-web function",
-            def.name
-        );
-        for key in ["name", "function", "group", "params"] {
-            assert_eq!(info[key], want[key], "{}: {key}", def.name);
-        }
-        count += 1;
-    }
+    let count = render::metadata_matches_spec(carbide::query::functions::more_combine::FUNCTIONS);
     assert_eq!(count, 13);
 }
 

@@ -5,16 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use carbide::http::render::{render, RenderEnv};
-use carbide::http::reply::Params;
-use carbide::query::eval::Limits;
-use carbide::query::store::{Names, Store};
 use carbide::whisper::{self, CreateOptions, WriteOptions};
 use common::graphite_web::GraphiteWeb;
-use common::render::{parse_json, same, RenderCompare};
+use common::render::{self, parse_json, same, RenderCompare};
 
 const NOW: i64 = 1_795_576_320;
 /// Two archives: a one-hour window reads the 60 s one, anything older than a day the 300 s one.
@@ -24,9 +17,7 @@ const N: i64 = 14_400;
 
 /// Points at NOW - i*step for i in 0..n (i = 0 is the newest), None skipped.
 fn pts(n: i64, step: i64, f: impl Fn(i64) -> Option<f64>) -> Vec<(i64, f64)> {
-    (0..n)
-        .filter_map(|i| f(i).map(|v| (NOW - i * step, v)))
-        .collect()
+    render::points_back(NOW, n, step, f)
 }
 
 /// The same metrics under `p`: gauges with gaps, zeros and negatives, counters (with gaps and
@@ -485,44 +476,6 @@ fn time_shift_takes_the_python_keyword() {
 // alignDST needs a server time zone with DST: its own small comparison, both sides in
 // Europe/Berlin (graphite-web decides DST in its process zone, TIME_ZONE).
 
-/// Literal names only: the file exists or not.
-struct Literal(PathBuf);
-
-impl Names for Literal {
-    fn expand(&self, pattern: &str) -> Vec<String> {
-        let file = self.0.join(format!("{}.wsp", pattern.replace('.', "/")));
-        if file.exists() {
-            vec![pattern.to_string()]
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-fn carbide_in_zone(
-    root: &Path,
-    zone: chrono_tz::Tz,
-    now: i64,
-    params: &[(&str, &str)],
-) -> (u16, String) {
-    let mut pairs = params.to_vec();
-    let now_s = now.to_string();
-    pairs.push(("now", &now_s));
-    let store = Store::new(root, Arc::new(Literal(root.to_path_buf())));
-    let env = RenderEnv {
-        source: &store,
-        default_zone: zone,
-        limits: Limits::default(),
-        max_targets: 100,
-        now,
-    };
-    let reply = render(&Params::from_pairs(&pairs), &env);
-    (
-        reply.status,
-        String::from_utf8_lossy(&reply.body).into_owned(),
-    )
-}
-
 #[test]
 fn time_shift_align_dst_matches_graphite_web() {
     // 2026-07-01T12:00Z: summer time in Berlin; 150 days earlier is winter time.
@@ -559,46 +512,12 @@ fn time_shift_align_dst_matches_graphite_web() {
         // Both in the same season: no correction.
         ("timeShift(dst.a,'7d',true,true)", "-6h", "now"),
     ];
-    for (target, from, until) in cases {
-        let params = [
-            ("target", target),
-            ("from", from),
-            ("until", until),
-            ("format", "json"),
-        ];
-        let (cs, cb) = carbide_in_zone(dir.path(), zone, now, &params);
-        let now_s = now.to_string();
-        let mut gparams = params.to_vec();
-        gparams.push(("now", &now_s));
-        let (gs, _, gb) = gw.http("GET", "/render", &gparams);
-        assert_eq!((cs, gs), (200, 200), "{target}: {cb} / {gb}");
-        if let Err(why) = same(&parse_json(&cb), &parse_json(&gb), 0.0, "$") {
-            panic!("{target} {from} {until}: {why}\ncarbide:      {cb}\ngraphite-web: {gb}");
-        }
-    }
+    render::check_in_zone(&mut gw, dir.path(), zone, now, &cases);
 }
 
 /// Each function's `/functions/<name>` entry (parameters, types, defaults, suggestions, group,
 /// signature) equals graphite-web's; only the description is our own.
 #[test]
 fn function_descriptions_match_graphite_web() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut gw = GraphiteWeb::start(dir.path());
-    let strip = |mut v: serde_json::Value| {
-        if let Some(m) = v.as_object_mut() {
-            m.remove("description");
-        }
-        v
-    };
-    for def in carbide::query::functions::transform::FUNCTIONS {
-        let path = format!("/functions/{}", def.name);
-        let (gs, _, gb) = gw.http("GET", &path, &[]);
-        assert_eq!(gs, 200, "{path}: {gb}");
-        let reply = carbide::http::functions::details(def.name, &Params::from_pairs(&[]));
-        let cb = String::from_utf8_lossy(&reply.body).into_owned();
-        let (c, g) = (strip(parse_json(&cb)), strip(parse_json(&gb)));
-        if let Err(why) = same(&c, &g, 0.0, "$") {
-            panic!("{path}: {why}\ncarbide:      {cb}\ngraphite-web: {gb}");
-        }
-    }
+    render::functions_match_graphite_web(carbide::query::functions::transform::FUNCTIONS);
 }

@@ -6,7 +6,7 @@
 #   (c) /metrics/find on a 1,000,000-name tree (three query shapes).
 # Needs wrk (apt-get install wrk). Data and a bench venv (the test venv's pins plus gunicorn)
 # are cached under target/bench-http/.
-#   usage: benches/http/compare-graphite-web.sh [seconds per run, default 10]
+#   usage: [CARBIDE_BIN=path] benches/http/compare-graphite-web.sh [seconds per run, default 10]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-10}
@@ -21,11 +21,16 @@ data="$work/data"
 mkdir -p "$data/whisper"
 echo "building data under $data (first run: a few minutes for the 1M-name tree)" >&2
 "$venv/bin/python" "$root/benches/http/make_data.py" "$data/whisper"
-(cd "$root" && cargo build --release --quiet)
+# CARBIDE_BIN: an already built release binary (default: build this checkout).
+bin=${CARBIDE_BIN:-}
+if [ -z "$bin" ]; then
+  (cd "$root" && cargo build --release --quiet)
+  bin="$root/target/release/carbide"
+fi
 
 cport=18181
 gport=18182
-"$root/target/release/carbide" serve --data-dir "$data" --line-tcp off --line-udp off --pickle off \
+"$bin" serve --data-dir "$data" --line-tcp off --line-udp off --pickle off \
   --http "127.0.0.1:$cport" 2>"$work/carbide.log" &
 cpid=$!
 (cd "$root/benches/http" && WHISPER_DIR="$data/whisper" "$venv/bin/gunicorn" -w 2 -b "127.0.0.1:$gport" \

@@ -71,6 +71,12 @@ struct Args {
     /// Seconds between a metric's points (the schema's finest precision).
     #[arg(long, default_value_t = DEFAULT_STEP)]
     step: u64,
+    /// The last point is the latest multiple of this many seconds not in the future (default:
+    /// --step). A coarse value (3600) makes runs within the same hour send the same
+    /// timestamps, so that they write the same whisper slots and archives: counts of system
+    /// calls then compare between runs.
+    #[arg(long)]
+    align: Option<u64>,
     /// Send metric after metric (all points of one, then the next) instead of interval after
     /// interval (every metric's first point, then every metric's second, ...).
     #[arg(long)]
@@ -90,6 +96,11 @@ struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Measure sending and accepting only: do not wait for the points to be persisted (nor
+    /// verify them). For the receive path alone, run the server with its writers held back
+    /// (Carbide: `[persist] max_updates_per_second = 1`, see benches/load/accept-only.sh).
+    #[arg(long)]
+    accept_only: bool,
 }
 
 fn main() {
@@ -141,12 +152,13 @@ struct Timeline {
 }
 
 impl Timeline {
-    fn now(step: u64, points: usize) -> Timeline {
+    fn now(step: u64, align: u64, points: usize) -> Timeline {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let last = now - now % step;
+        let last = now - now % align.max(1);
+        let last = last - last % step;
         Timeline {
             first: last - step * (points as u64 - 1),
             step,
@@ -464,8 +476,13 @@ fn verify_sample(args: &Args, root: &Path, tl: &Timeline) -> Value {
 
 /// Peak resident set (VmHWM) of `pid`, in bytes.
 fn peak_rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// A `kB` field of `/proc/PID/status` (VmHWM, VmRSS), in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
@@ -565,7 +582,7 @@ fn run(args: &Args) -> Result<Value, String> {
     let addr = resolve(&args.addr)?;
     let total = (args.metrics * args.points) as u64;
     let timeout = Duration::from_secs(args.timeout);
-    let tl = Timeline::now(args.step, args.points);
+    let tl = Timeline::now(args.step, args.align.unwrap_or(args.step), args.points);
 
     // Render before the clock starts.
     let k = args.connections;
@@ -592,6 +609,7 @@ fn run(args: &Args) -> Result<Value, String> {
         None => None,
     };
     let ticks_before = args.pid.map(thread_ticks);
+    let rss_before = args.pid.and_then(|pid| status_bytes(pid, "VmRSS:"));
 
     let start_line = Arc::new(Barrier::new(k));
     let started = Arc::new(std::sync::OnceLock::new());
@@ -664,8 +682,9 @@ fn run(args: &Args) -> Result<Value, String> {
     };
 
     let persist_deadline = Instant::now() + timeout;
-    let (persisted, persisted_method) = if let (Some(h), Some((_, committed0))) = (&args.http, base)
-    {
+    let (persisted, persisted_method) = if args.accept_only {
+        (None, "not measured (--accept-only)")
+    } else if let (Some(h), Some((_, committed0))) = (&args.http, base) {
         let d = poll_stats(
             h,
             &["persist", "committed_points"],
@@ -684,10 +703,10 @@ fn run(args: &Args) -> Result<Value, String> {
     } else {
         (None, "not measured (neither --http nor --verify-dir)")
     };
-    let measured_persist = args.http.is_some() || args.verify_dir.is_some();
+    let measured_persist = !args.accept_only && (args.http.is_some() || args.verify_dir.is_some());
 
     let verification = match &args.verify_dir {
-        Some(dir) if persisted.is_some() => verify_sample(args, dir, &tl),
+        Some(dir) if persisted.is_some() && !args.accept_only => verify_sample(args, dir, &tl),
         _ => Value::Null,
     };
     let verified = verification.is_null()
@@ -698,6 +717,7 @@ fn run(args: &Args) -> Result<Value, String> {
         json!({
             "pid": pid,
             "peak_rss_bytes": peak_rss(pid),
+            "rss_bytes_before": rss_before,
             "threads_cpu": ticks_before.as_ref().map(|b| thread_cpu(b, &after)),
         })
     });
@@ -713,6 +733,7 @@ fn run(args: &Args) -> Result<Value, String> {
         "connections": k,
         "bytes": bytes,
         "order": if args.metric_major { "metric-major" } else { "interval-major" },
+        "accept_only": args.accept_only,
         "first_timestamp": tl.first,
         "last_timestamp": tl.last(),
         "timeout_seconds": args.timeout,
@@ -753,8 +774,10 @@ fn print_text(r: &Value) {
     );
     for phase in ["sent", "accepted", "persisted"] {
         let p = &r[phase];
+        let method = p["method"].as_str().unwrap_or("");
         match (p["seconds"].as_f64(), p["points_per_second"].as_f64()) {
             (Some(s), Some(pps)) => println!("{phase:>9}: {pps:>12.0} points/s  ({s:.3} s)"),
+            _ if method.starts_with("not measured") => println!("{phase:>9}: not measured"),
             _ => println!(
                 "{phase:>9}: did not finish in {} s",
                 r["timeout_seconds"].as_u64().unwrap_or(0)
@@ -776,9 +799,19 @@ fn print_text(r: &Value) {
     }
     let s = &r["server"];
     if !s.is_null() {
-        match s["peak_rss_bytes"].as_u64() {
-            Some(b) => println!("server peak RSS: {:.1} MiB", b as f64 / 1048576.0),
-            None => println!("server peak RSS: unknown (pid {} gone?)", s["pid"]),
+        match (s["peak_rss_bytes"].as_u64(), s["rss_bytes_before"].as_u64()) {
+            (Some(b), Some(before)) => {
+                let grown = b.saturating_sub(before);
+                let points = r["points"].as_u64().unwrap_or(0).max(1);
+                println!(
+                    "server peak RSS: {:.1} MiB ({:.1} MiB more than before the run: {:.1} B/point)",
+                    b as f64 / 1048576.0,
+                    grown as f64 / 1048576.0,
+                    grown as f64 / points as f64
+                );
+            }
+            (Some(b), None) => println!("server peak RSS: {:.1} MiB", b as f64 / 1048576.0),
+            _ => println!("server peak RSS: unknown (pid {} gone?)", s["pid"]),
         }
         if let Some(threads) = s["threads_cpu"].as_array() {
             println!("server CPU by thread during the run:");

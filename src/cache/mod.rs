@@ -211,13 +211,14 @@ pub struct CacheStats {
 /// own per-allocation overhead comes on top).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheMemory {
-    /// Point vectors (16 bytes per slot, slots = capacity).
+    /// Point storage, capacity included (12 bytes a point while a metric's timestamps are
+    /// whole seconds, 16 otherwise; see `entry.rs`).
     pub points: u64,
-    /// Metric names, once each.
+    /// Metric names, once each (in the same allocation as their points).
     pub names: u64,
     /// Out-of-line WAL segment runs (only for metrics whose points span segments).
     pub segment_runs: u64,
-    /// Per-shard hash tables (65 bytes per bucket: the entry and its control byte) and
+    /// Per-shard hash tables (49 bytes per bucket: the entry and its control byte) and
     /// sort snapshots.
     pub structures: u64,
     /// The shard array itself.
@@ -506,7 +507,7 @@ impl Cache {
         self.flow.0.queries.fetch_add(1, Ordering::Relaxed);
         let hash = self.hash(name);
         let mut points = match self.shards[self.shard_index(hash)].0.lock().get(hash, name) {
-            Some(e) => e.points.clone(),
+            Some(e) => e.points(),
             None => return Vec::new(),
         };
         finish(&mut points);
@@ -535,7 +536,7 @@ impl Cache {
     pub fn for_each_name(&self, mut f: impl FnMut(&str)) {
         for shard in self.shards.iter() {
             for e in shard.0.lock().iter() {
-                f(&e.name);
+                f(e.name());
             }
         }
     }
@@ -549,6 +550,43 @@ impl Cache {
         let first = self.drain.0.cursor.fetch_add(1, Ordering::Relaxed);
         for k in 0..self.shards.len() {
             let s = first.wrapping_add(k) & self.mask;
+            let popped = self.shards[s].0.lock().pop(strategy);
+            if let Some(e) = popped {
+                return Some(self.hand_out(e));
+            }
+        }
+        None
+    }
+
+    /// [`Cache::pop_next`] for one of `parts` persisters that share the work: part `part`
+    /// looks first at its own shards (those whose index is `part` modulo `parts`), then at
+    /// the others. While every persister keeps up, a metric is therefore always written by
+    /// the same one, which lets each keep its own files open and keeps two persisters from
+    /// writing one file at once; a persister held up (a failing disk) leaves its shards to
+    /// the others instead of stalling them.
+    pub fn pop_next_part(&self, strategy: Strategy, part: usize, parts: usize) -> Option<Drained> {
+        let n = self.shards.len();
+        if parts <= 1 || parts > n {
+            return self.pop_next(strategy);
+        }
+        if self.ins.0.size.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let part = part % parts;
+        let own = (n - part).div_ceil(parts);
+        let first = self.drain.0.cursor.fetch_add(1, Ordering::Relaxed);
+        for k in 0..own {
+            let s = part + (first.wrapping_add(k) % own) * parts;
+            let popped = self.shards[s].0.lock().pop(strategy);
+            if let Some(e) = popped {
+                return Some(self.hand_out(e));
+            }
+        }
+        for k in 0..n {
+            let s = first.wrapping_add(k) & self.mask;
+            if s % parts == part {
+                continue;
+            }
             let popped = self.shards[s].0.lock().pop(strategy);
             if let Some(e) = popped {
                 return Some(self.hand_out(e));
@@ -580,15 +618,16 @@ impl Cache {
     /// Accounts for a removed entry and turns it into what a persister writes. The sort
     /// and dedupe run here, outside the shard lock.
     fn hand_out(&self, e: MetricEntry) -> Drained {
-        let held = e.points.len() as u64;
+        let held = e.len() as u64;
         self.ins.0.metrics.fetch_sub(1, Ordering::Relaxed);
         let size = self.ins.0.size.fetch_sub(held, Ordering::SeqCst) - held;
         if self.flow.0.full.load(Ordering::SeqCst) && size < self.low_watermark {
             self.release();
         }
         let segments = e.segments();
-        let MetricEntry { name, points, .. } = e;
-        let mut points = points;
+        let mut points = e.points();
+        let name = e.name().to_owned();
+        drop(e);
         finish(&mut points);
         let d = &self.drain.0;
         d.pops.fetch_add(1, Ordering::Relaxed);
@@ -599,7 +638,7 @@ impl Cache {
             d.superseded_points.fetch_add(superseded, Ordering::Relaxed);
         }
         Drained {
-            name: name.into_string(),
+            name,
             points,
             segments,
         }
@@ -628,11 +667,9 @@ impl Cache {
             let s = shard.0.lock();
             m.structures += s.structure_bytes() as u64;
             for e in s.iter() {
-                m.points += (e.points.capacity() * entry::POINT_BYTES) as u64;
-                m.names += e.name.len() as u64;
-                m.segment_runs += (e.heap_bytes()
-                    - e.points.capacity() * entry::POINT_BYTES
-                    - e.name.len()) as u64;
+                m.points += e.point_bytes() as u64;
+                m.names += e.name_bytes().len() as u64;
+                m.segment_runs += e.run_bytes() as u64;
             }
         }
         m
@@ -750,6 +787,38 @@ mod tests {
         assert_eq!(c.len(), 0);
         assert_eq!(c.metric_count(), 0);
         assert_eq!(c.heap_bytes(), c.heap_bytes());
+    }
+
+    #[test]
+    fn parts_take_their_own_shards_first_then_steal() {
+        let c = Cache::new(CacheConfig {
+            shards: 8,
+            max_points: 0,
+        });
+        for i in 0..400 {
+            c.insert(&format!("m.{i}"), 1.0, 1.0, 0);
+        }
+        let shard_of = |name: &str| c.shard_index(c.hash(name));
+        // Part 1 of 3 owns shards 1, 4 and 7: it drains them all before anything else.
+        let own: usize = [1, 4, 7].iter().map(|&s| c.shards[s].0.lock().len()).sum();
+        for _ in 0..own {
+            let d = c.pop_next_part(Strategy::Naive, 1, 3).expect("own metric");
+            assert_eq!(shard_of(&d.name) % 3, 1, "{}", d.name);
+        }
+        // Then it takes the others' metrics rather than idling.
+        let d = c
+            .pop_next_part(Strategy::Sorted, 1, 3)
+            .expect("stolen metric");
+        assert_ne!(shard_of(&d.name) % 3, 1);
+        let mut rest = 1;
+        while c.pop_next_part(Strategy::Max, 2, 3).is_some() {
+            rest += 1;
+        }
+        assert_eq!(own + rest, 400);
+        assert!(c.is_empty());
+        // More parts than shards: every part takes from everywhere.
+        c.insert("x", 1.0, 1.0, 0);
+        assert!(c.pop_next_part(Strategy::Naive, 20, 30).is_some());
     }
 
     #[test]

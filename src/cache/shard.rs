@@ -51,25 +51,20 @@ impl Shard {
         segment: u32,
         out: &mut PushOutcome,
     ) {
-        // The stored hash is compared first so that a tag false positive costs no string
-        // compare (the name is a separate allocation, so another cache miss).
-        let eq = |e: &MetricEntry| e.hash == hash && *e.name == *name;
-        match self.table.entry(hash, eq, |e| e.hash) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                self.entry_bytes += o.get_mut().push(ts, value, segment);
-            }
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                let (mut e, bytes) = MetricEntry::new(name, hash);
-                self.entry_bytes += bytes + e.push(ts, value, segment);
-                v.insert(e);
-                out.new_metrics += 1;
-            }
+        // A lookup, then an insert only for a new metric: most points are for metrics the
+        // cache holds, and this keeps that path small enough to inline.
+        if let Some(e) = self.table.find_mut(hash, |e| e.is(hash, name)) {
+            self.entry_bytes += e.push(ts, value, segment);
+            return;
         }
+        let (e, bytes) = MetricEntry::new(name, hash, ts, value, segment);
+        self.entry_bytes += bytes;
+        self.table.insert_unique(hash, e, |e| e.hash);
+        out.new_metrics += 1;
     }
 
     pub(crate) fn get(&self, hash: u64, name: &str) -> Option<&MetricEntry> {
-        self.table
-            .find(hash, |e| e.hash == hash && *e.name == *name)
+        self.table.find(hash, |e| e.is(hash, name))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -88,9 +83,9 @@ impl Shard {
 
     /// Removes `name`'s entry.
     pub(crate) fn take(&mut self, hash: u64, name: &str) -> Option<MetricEntry> {
-        let bucket = self
-            .table
-            .find_bucket_index(hash, |e| e.hash == hash && *e.name == *name)?;
+        let bucket = self.table.find_bucket_index(hash, |e| {
+            e.hash == hash && e.name_bytes() == name.as_bytes()
+        })?;
         self.remove_bucket(bucket)
     }
 
@@ -118,8 +113,8 @@ impl Shard {
                 for i in self.table.iter_buckets() {
                     if let Some(e) = self.table.get_bucket(i) {
                         // Strictly greater: ties go to the first bucket.
-                        if best.is_none() || e.points.len() > best_n {
-                            best_n = e.points.len();
+                        if best.is_none() || e.len() > best_n {
+                            best_n = e.len();
                             best = Some(i);
                         }
                     }
@@ -151,11 +146,7 @@ impl Shard {
         let mut v: Vec<(usize, usize, u64)> = self
             .table
             .iter_buckets()
-            .filter_map(|i| {
-                self.table
-                    .get_bucket(i)
-                    .map(|e| (e.points.len(), i, e.hash))
-            })
+            .filter_map(|i| self.table.get_bucket(i).map(|e| (e.len(), i, e.hash)))
             .collect();
         v.sort_unstable();
         self.sorted.clear();
@@ -179,7 +170,7 @@ impl Shard {
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         for e in self.table.iter() {
-            assert!(self.get(e.hash, &e.name).is_some());
+            assert!(self.get(e.hash, e.name()).is_some());
         }
         let bytes: usize = self.table.iter().map(|e| e.heap_bytes()).sum();
         assert_eq!(bytes, self.entry_bytes);

@@ -9,6 +9,7 @@ pub mod functions;
 pub mod metrics;
 pub mod render;
 pub mod reply;
+pub mod tags;
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -42,6 +43,8 @@ const MAX_BODY: usize = 8 << 20;
 pub struct ReadApi {
     pub source: Arc<dyn SeriesSource>,
     pub index: Arc<crate::index::Index>,
+    /// Tagged series, for `/tags/*` and `seriesByTag`.
+    pub tags: Arc<crate::index::tags::TagIndex>,
     /// The whisper tree, for the intervals `/metrics/find` reports for leaves.
     pub whisper_dir: std::path::PathBuf,
     pub default_zone: Zone,
@@ -74,6 +77,7 @@ pub fn answer(
     if method != Method::GET && method != Method::HEAD && method != Method::POST {
         return Reply::text(405, "method not allowed");
     }
+    let raw_path = path;
     let path = match path.trim_end_matches('/') {
         "" => "/",
         p => p,
@@ -116,6 +120,15 @@ pub fn answer(
                 _ => metrics::find(&read.index, params, &env),
             }
         }
+        p if p == "/tags" || p.starts_with("/tags/") => match &endpoints.read {
+            Some(read) => {
+                // graphite-web's tag views see the path with its trailing slash.
+                let rest = &raw_path["/tags".len().min(raw_path.len())..];
+                tags::answer(&read.tags, method.as_str(), rest, params)
+            }
+            None => Reply::text(503, "the read API is not configured"),
+        },
+        "/events/get_data" => Reply::json("[]"),
         p => Reply::text(404, format!("no such endpoint: {p}")),
     }
 }

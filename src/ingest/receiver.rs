@@ -89,6 +89,13 @@ pub struct Intake {
     stats: Arc<IngestStats>,
     min_resolution: u32,
     limiter: LogLimiter,
+    names: Option<Arc<dyn NameSink>>,
+}
+
+/// Told the name of every accepted point, so the read side's index knows a metric the moment
+/// its first point is accepted (implementations make a known name cheap).
+pub trait NameSink: Send + Sync {
+    fn accepted(&self, name: &str);
 }
 
 /// The current time as carbon takes it (`time.time()`).
@@ -113,7 +120,14 @@ impl Intake {
             stats,
             min_resolution,
             limiter: LogLimiter::new(log_per_minute),
+            names: None,
         }
+    }
+
+    /// Tells `sink` the name of every accepted point.
+    pub fn with_names(mut self, sink: Arc<dyn NameSink>) -> Intake {
+        self.names = Some(sink);
+        self
     }
 
     pub fn stats(&self) -> &IngestStats {
@@ -162,6 +176,11 @@ impl Intake {
         match self.wal.append(&batch).await {
             Ok(lsn) => {
                 self.cache.insert_batch(&batch, lsn.segment as u32);
+                if let Some(sink) = &self.names {
+                    for p in batch.iter() {
+                        sink.accepted(crate::cache::CachePoint::name(p));
+                    }
+                }
                 self.stats
                     .received
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);

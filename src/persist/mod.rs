@@ -3,16 +3,25 @@
 //! Each worker takes one metric at a time from the cache, creates its file from the schema
 //! rules when it does not exist yet, and hands all its points to `update_many`. A write that
 //! fails (a full or read-only disk, a permission problem) is retried by the same worker after
-//! a pause: nothing accepted is lost, and writing resumes by itself when the disk does. Only once whisper holds a metric's points, and
-//! the file system has been synced, does the persister tell the write-ahead log that their
+//! a pause: nothing accepted is lost, and writing resumes by itself when the disk does. Only
+//! once whisper holds a metric's points, and the file system has been synced (once a second,
+//! by whichever worker finds it due), does the persister tell the write-ahead log that their
 //! records are no longer needed. While a write is being retried its points are held by the
 //! worker, not the cache, so reads do not see them until the disk is back.
+//!
+//! Each worker keeps the files it wrote last open ([`PersistTuning::open_files_per_worker`],
+//! evicted least-recently-used) and takes metrics from its own cache shards first, so a hot
+//! metric goes to the same worker and its file costs `pread`/`pwrite` only, plus one `statx`
+//! of the path and one header `pread` per write to notice a file replaced or rewritten by
+//! another tool (whisper-resize.py renames a new file into place; whisper-set-*.py rewrite
+//! the header in place). A new file is created and written through one handle.
 //!
 //! Differences from carbon, deliberately: a metric held back by `max_creates_per_minute` waits
 //! for a later pass instead of being discarded, and a failed write is retried
 //! instead of losing its points.
 
 mod bucket;
+mod files;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -27,7 +36,9 @@ use crate::cache::{Cache, Drained, Strategy};
 use crate::ingest::name;
 use crate::schema::Schemas;
 use crate::wal::Wal;
-use crate::whisper::{self, CreateOptions, WhisperError, WriteOptions};
+use crate::whisper::{CreateOptions, WhisperError, WhisperFile, WriteOptions};
+
+use files::OpenFiles;
 
 pub use bucket::TokenBucket;
 
@@ -44,6 +55,32 @@ pub struct PersistSettings {
     pub write: WriteOptions,
     pub sparse_create: bool,
     pub fallocate_create: bool,
+}
+
+/// Knobs with defaults that callers rarely need to change.
+#[derive(Clone, Debug, Default)]
+pub struct PersistTuning {
+    /// Files each worker keeps open between writes. `None`: derived from the process's
+    /// descriptor limit ([`default_open_files`]); 0 closes every file after its write.
+    pub open_files_per_worker: Option<usize>,
+}
+
+/// Open files per worker when not configured: a quarter of the soft descriptor limit
+/// (`RLIMIT_NOFILE`) shared by the workers, at most 4096 each, so that sockets, the WAL and
+/// the readers keep plenty.
+pub fn default_open_files(workers: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        1024
+    };
+    let soft = usize::try_from(soft).unwrap_or(usize::MAX);
+    (soft / 4 / workers.max(1)).min(4096)
 }
 
 /// Cumulative counters (carbon's writer statistics).
@@ -63,6 +100,12 @@ pub struct PersistStats {
     pub dropped_points: AtomicU64,
     /// Nanoseconds spent in update_many, for carbon's avgUpdateTime.
     pub update_nanos: AtomicU64,
+    /// Writes that found their file already open.
+    pub open_file_hits: AtomicU64,
+    /// Open files closed to make room for others.
+    pub open_file_evictions: AtomicU64,
+    /// Open files found replaced or removed at their path (and opened again).
+    pub open_file_replaced: AtomicU64,
 }
 
 struct Shared {
@@ -70,6 +113,7 @@ struct Shared {
     wal: Option<Arc<Wal>>,
     schemas: Arc<Schemas>,
     settings: PersistSettings,
+    open_files: usize,
     stats: Arc<PersistStats>,
     stop: AtomicBool,
     updates: Option<Mutex<TokenBucket>>,
@@ -79,6 +123,12 @@ struct Shared {
     unsynced: Mutex<Vec<(u64, u64)>>,
     last_sync: Mutex<Instant>,
     last_error_log: Mutex<Option<Instant>>,
+}
+
+/// Why a metric's file could not be had.
+enum Failure {
+    Create(WhisperError),
+    Write(WhisperError),
 }
 
 /// What became of one metric's write.
@@ -111,6 +161,24 @@ impl Persister {
         settings: PersistSettings,
         stats: Arc<PersistStats>,
     ) -> Persister {
+        Self::start_tuned(
+            cache,
+            wal,
+            schemas,
+            settings,
+            PersistTuning::default(),
+            stats,
+        )
+    }
+
+    pub fn start_tuned(
+        cache: Arc<Cache>,
+        wal: Option<Arc<Wal>>,
+        schemas: Arc<Schemas>,
+        settings: PersistSettings,
+        tuning: PersistTuning,
+        stats: Arc<PersistStats>,
+    ) -> Persister {
         let updates = (settings.max_updates_per_second > 0).then(|| {
             let n = f64::from(settings.max_updates_per_second);
             Mutex::new(TokenBucket::new(n, n))
@@ -120,11 +188,15 @@ impl Persister {
             Mutex::new(TokenBucket::new(n, n / 60.0))
         });
         let workers = settings.workers.max(1);
+        let open_files = tuning
+            .open_files_per_worker
+            .unwrap_or_else(|| default_open_files(workers));
         let shared = Arc::new(Shared {
             cache,
             wal,
             schemas,
             settings,
+            open_files,
             stats,
             stop: AtomicBool::new(false),
             updates,
@@ -138,7 +210,7 @@ impl Persister {
                 let shared = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("persist-{i}"))
-                    .spawn(move || shared.run())
+                    .spawn(move || shared.run(i, workers))
                     .expect("spawn persister thread")
             })
             .collect();
@@ -157,7 +229,8 @@ impl Persister {
 }
 
 impl Shared {
-    fn run(&self) {
+    fn run(&self, worker: usize, workers: usize) {
+        let mut files = OpenFiles::new(self.open_files);
         // A metric whose write failed is retried by the same worker before anything else
         // (its points stay in the WAL meanwhile); one held back by the create limit waits in
         // `deferred` while the worker goes on with metrics whose files exist.
@@ -172,7 +245,8 @@ impl Shared {
             } else if deferred.front().is_some() && (stopping || self.create_allowed()) {
                 deferred.pop_front()
             } else {
-                self.cache.pop_next(self.settings.strategy)
+                self.cache
+                    .pop_next_part(self.settings.strategy, worker, workers)
             };
             let Some(drained) = next else {
                 if stopping && deferred.is_empty() {
@@ -181,7 +255,7 @@ impl Shared {
                 std::thread::sleep(IDLE);
                 continue;
             };
-            match self.write(drained, stopping) {
+            match self.write(&mut files, drained, stopping) {
                 Outcome::Done => failures_in_a_row = 0,
                 Outcome::Deferred(d) => deferred.push_back(d),
                 Outcome::Failed(d) => {
@@ -203,7 +277,7 @@ impl Shared {
     }
 
     /// Writes one metric.
-    fn write(&self, drained: Drained, stopping: bool) -> Outcome {
+    fn write(&self, files: &mut OpenFiles, drained: Drained, stopping: bool) -> Outcome {
         let relative = match name::relative_path(&drained.name) {
             Ok(p) => p,
             Err(e) => {
@@ -222,24 +296,27 @@ impl Shared {
         }
         let points = drained.whisper_points();
         let started = Instant::now();
-        // Most writes go to files that exist: try the write first and create only when the
-        // file is missing, instead of a stat before every write.
-        let mut written = whisper::update_many(&path, &points, None, self.settings.write);
-        if matches!(&written, Err(WhisperError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound)
-        {
-            if !stopping && !self.create_allowed() {
+        let file = match self.file_for(files, &drained.name, &path, stopping) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
                 self.stats.deferred_creates.fetch_add(1, Ordering::Relaxed);
                 return Outcome::Deferred(drained);
             }
-            if let Err(e) = self.create(&drained.name, &path) {
+            Err(Failure::Create(e)) => {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 self.log_error(format_args!("Error creating {}: {e}", drained.name));
                 return Outcome::Failed(drained);
             }
-            written = whisper::update_many(&path, &points, None, self.settings.write);
-        }
-        match written {
+            Err(Failure::Write(e)) => return self.write_failed(drained, e),
+        };
+        let mut file = file;
+        match self.update(&mut file, &points) {
             Ok(()) => {
+                if files.put(&drained.name, file) {
+                    self.stats
+                        .open_file_evictions
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 let s = &self.stats;
                 s.update_nanos
                     .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -249,14 +326,20 @@ impl Shared {
                 self.persisted(&drained);
                 Outcome::Done
             }
-            Err(WhisperError::Io { source, .. }) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            // The handle is dropped: the next write opens the file afresh.
+            Err(e) => self.write_failed(drained, e),
+        }
+    }
+
+    fn write_failed(&self, drained: Drained, e: WhisperError) -> Outcome {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        match e {
+            WhisperError::Io { source, .. } => {
                 self.log_error(format_args!("Error writing to {}: {source}", drained.name));
                 Outcome::Failed(drained)
             }
-            Err(e) => {
+            e => {
                 // The file itself is unusable (corrupt, not whisper): retrying cannot help.
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 self.log_error(format_args!("Error writing to {}: {e}", drained.name));
                 self.drop_points(&drained);
                 Outcome::Done
@@ -264,13 +347,69 @@ impl Shared {
         }
     }
 
-    fn create(&self, metric: &str, path: &Path) -> Result<(), WhisperError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| WhisperError::Io {
-                path: parent.to_path_buf(),
-                source: e,
-            })?;
+    /// `update_many` under carbon's WHISPER_LOCK_WRITES when asked: the lock is taken per
+    /// write, since the handle may stay open long after.
+    fn update(&self, file: &mut WhisperFile, points: &[(i64, f64)]) -> Result<(), WhisperError> {
+        if !self.settings.write.lock {
+            return file.update_many(points, None);
         }
+        file.lock()?;
+        let written = file.update_many(points, None);
+        let unlocked = file.unlock();
+        written.and(unlocked)
+    }
+
+    /// The metric's file, open for writing: the one kept open if its path still names it,
+    /// else opened, else created. `Ok(None)` when the create limit holds the creation back.
+    fn file_for(
+        &self,
+        files: &mut OpenFiles,
+        metric: &str,
+        path: &Path,
+        stopping: bool,
+    ) -> Result<Option<WhisperFile>, Failure> {
+        if let Some(mut f) = files.take(metric) {
+            match f.revalidate() {
+                Ok(true) => {
+                    self.stats.open_file_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(f));
+                }
+                Ok(false) => {
+                    self.stats
+                        .open_file_replaced
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => return Err(Failure::Write(e)),
+            }
+        }
+        // Most writes go to files that exist: open first and create only when the file is
+        // missing, instead of a stat before every open.
+        let write = WriteOptions {
+            lock: false,
+            autoflush: self.settings.write.autoflush,
+        };
+        match WhisperFile::open_with(path, true, write) {
+            Ok(f) => return Ok(Some(f)),
+            Err(WhisperError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Failure::Write(e)),
+        }
+        if !stopping && !self.create_allowed() {
+            return Ok(None);
+        }
+        match self.create(metric, path) {
+            Ok(f) => Ok(Some(f)),
+            // Another writer (or tool) created it meanwhile: write to theirs.
+            Err(WhisperError::InvalidConfiguration(_)) if path.exists() => {
+                WhisperFile::open_with(path, true, write)
+                    .map(Some)
+                    .map_err(Failure::Write)
+            }
+            Err(e) => Err(Failure::Create(e)),
+        }
+    }
+
+    fn create(&self, metric: &str, path: &Path) -> Result<WhisperFile, WhisperError> {
         let rule = self.schemas.resolve(metric);
         let opts = CreateOptions {
             x_files_factor: rule.x_files_factor,
@@ -290,15 +429,24 @@ impl Shared {
             rule.aggregation_method,
             rule.aggregation_name
         );
-        match whisper::create(path, &rule.archives, &opts) {
-            Ok(()) => {
-                self.stats.creates.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+        let created = match WhisperFile::create_new(path, &rule.archives, &opts) {
+            // The directory is made only when the create finds it missing, not before each
+            // create.
+            Err(WhisperError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| WhisperError::Io {
+                        path: parent.to_path_buf(),
+                        source: e,
+                    })?;
+                }
+                WhisperFile::create_new(path, &rule.archives, &opts)
             }
-            // Another worker created it after a requeue: fine.
-            Err(WhisperError::InvalidConfiguration(_)) if path.exists() => Ok(()),
-            Err(e) => Err(e),
-        }
+            other => other,
+        }?;
+        self.stats.creates.fetch_add(1, Ordering::Relaxed);
+        Ok(created)
     }
 
     fn persisted(&self, drained: &Drained) {
@@ -320,6 +468,10 @@ impl Shared {
         self.persisted(drained);
     }
 
+    /// Syncs when `SYNC_INTERVAL` has passed since the last sync. A writer runs it in its
+    /// loop, pausing its own writes meanwhile: a sync thread running beside the writers was
+    /// measured to cost the writers half again as much CPU (their writes meet pages under
+    /// writeback), more than the pause costs.
     fn maybe_sync(&self) {
         let due = {
             let mut last = self.last_sync.lock();

@@ -27,6 +27,7 @@ pub trait Names: Send + Sync {
 pub struct Store {
     root: PathBuf,
     names: Arc<dyn Names>,
+    tags: Option<Arc<crate::index::tags::TagIndex>>,
     cache: Option<Arc<Cache>>,
     schemas: Option<Arc<Schemas>>,
 }
@@ -36,9 +37,16 @@ impl Store {
         Store {
             root: root.into(),
             names,
+            tags: None,
             cache: None,
             schemas: None,
         }
+    }
+
+    /// Answers `seriesByTag(...)` from `tags`.
+    pub fn with_tags(mut self, tags: Arc<crate::index::tags::TagIndex>) -> Store {
+        self.tags = Some(tags);
+        self
     }
 
     /// Merges unflushed points from `cache`; `schemas` say what retention a metric that is only
@@ -137,7 +145,10 @@ impl SeriesSource for Store {
         x_files_factor: f64,
         max_series: usize,
     ) -> Result<Vec<Series>, QueryError> {
-        let names = self.names.expand(pattern);
+        let names = match (&self.tags, pattern.starts_with("seriesByTag(")) {
+            (Some(tags), true) => crate::http::tags::series_by_tag(tags, pattern)?,
+            _ => self.names.expand(pattern),
+        };
         if names.len() > max_series {
             return Err(super::eval::too_many(pattern, names.len()));
         }
@@ -256,4 +267,47 @@ fn consolidate_cached(method: AggregationMethod, group: &[f64]) -> Option<f64> {
         "last" => group[group.len() - 1],
         _ => python_sum(group) / group.len() as f64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CacheConfig;
+
+    struct Fixed(Vec<String>);
+
+    impl Names for Fixed {
+        fn expand(&self, _: &str) -> Vec<String> {
+            self.0.clone()
+        }
+    }
+
+    /// A metric whose points are all in the cache reads as the file its schema would make, and
+    /// cached points land over a file's values.
+    #[test]
+    fn cache_is_merged_over_whisper() {
+        let dir = tempfile::tempdir().unwrap();
+        let schemas = Arc::new(Schemas::embedded().unwrap());
+        let cache = Arc::new(Cache::new(CacheConfig::default()));
+        let now = 1_700_000_000;
+        let t = now - now % 60 - 600;
+        let on_disk = dir.path().join("a/disk.wsp");
+        std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
+        crate::whisper::create(&on_disk, &[(60, 1440)], &Default::default()).unwrap();
+        let points = [(t, 1.0), (t + 60, 2.0)];
+        crate::whisper::update_many(&on_disk, &points, Some(now), Default::default()).unwrap();
+        cache.insert("a.disk", (t + 60) as f64, 20.0, 0);
+        cache.insert("a.disk", (t + 120) as f64, 30.0, 0);
+        cache.insert("a.fresh", t as f64, 5.0, 0);
+        let names = Arc::new(Fixed(vec!["a.disk".into(), "a.fresh".into()]));
+        let store = Store::new(dir.path(), names).with_cache(cache, schemas);
+        let got = store.fetch("a.*", t - 60, t + 120, now, 0.0).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].name, "a.disk");
+        assert_eq!(got[0].values, vec![Some(1.0), Some(20.0), Some(30.0)]);
+        assert_eq!(got[1].name, "a.fresh");
+        assert_eq!(got[1].step, 60);
+        assert_eq!(got[1].start, t);
+        assert_eq!(got[1].values, vec![Some(5.0), None, None]);
+    }
 }

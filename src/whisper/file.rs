@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -86,17 +86,42 @@ fn to_interval(t: i64) -> Result<u32> {
 }
 
 /// An open whisper file with its header decoded.
+///
+/// A handle may be kept open across operations (the persister keeps recently written files
+/// open): [`WhisperFile::revalidate`] then checks, before the next operation, that the path
+/// still names this file and re-reads the header. Data is never cached across operations.
 pub struct WhisperFile {
     file: File,
     path: PathBuf,
     header: Header,
+    /// The header's bytes as the file holds them, to notice a header rewritten in place.
+    header_bytes: Box<[u8]>,
     /// The file's length when opened: archives must lie within it.
     len: u64,
+    /// (device, inode) of the open file, to notice the path being replaced; taken when first
+    /// needed (a created file may never be revalidated).
+    identity: Cell<Option<(u64, u64)>>,
     autoflush: bool,
-    /// Each archive's slot-0 interval once read, forgotten whenever a write touches slot 0:
-    /// an update reads it several times and it rarely changes.
+    /// Each archive's slot-0 interval within one operation: set from the header read (when
+    /// slot 0 lies in it) or the first read of it, updated by writes that cover it, and
+    /// forgotten when the operation ends, because another process may write the file
+    /// between two operations.
     bases: Vec<Cell<Option<i64>>>,
 }
+
+/// What [`read_header`] learnt from the start of a file.
+struct Loaded {
+    header: Header,
+    header_bytes: Box<[u8]>,
+    len: u64,
+    identity: Option<(u64, u64)>,
+    /// The bytes read from offset 0 (the header and whatever else the read covered).
+    prefix: Vec<u8>,
+}
+
+/// How many bytes of a file the header read takes: one page covers the headers of files with
+/// up to 340 archives and, in most files, the first archive's slot 0 too.
+const HEADER_READ: u64 = 4096;
 
 impl WhisperFile {
     /// Opens a file for reading (`write` false) or reading and writing, without locking.
@@ -115,15 +140,102 @@ impl WhisperFile {
         if opts.lock {
             file.lock().map_err(|e| WhisperError::io(path, e))?;
         }
-        let (header, len) = read_header(&file, path)?;
-        Ok(WhisperFile {
+        let loaded = read_header(&file, path)?;
+        Ok(Self::from_loaded(file, path, loaded, opts.autoflush))
+    }
+
+    fn from_loaded(file: File, path: &Path, loaded: Loaded, autoflush: bool) -> WhisperFile {
+        let f = WhisperFile {
             file,
             path: path.to_path_buf(),
-            bases: vec![Cell::new(None); header.archives.len()],
-            header,
-            len,
-            autoflush: opts.autoflush,
-        })
+            bases: vec![Cell::new(None); loaded.header.archives.len()],
+            header: loaded.header,
+            header_bytes: loaded.header_bytes,
+            len: loaded.len,
+            identity: Cell::new(loaded.identity),
+            autoflush,
+        };
+        f.prefill_bases(&loaded.prefix);
+        f
+    }
+
+    /// Takes the slot-0 intervals that a read from offset 0 happened to cover, so that the
+    /// operation that follows need not read them again.
+    fn prefill_bases(&self, prefix: &[u8]) {
+        for (a, base) in self.header.archives.iter().zip(&self.bases) {
+            let at = a.offset as usize;
+            if let Some(b) = prefix.get(at..at + POINT_SIZE) {
+                base.set(Some(i64::from(decode_point(b).0)));
+            }
+        }
+    }
+
+    /// Forgets the slot-0 intervals at the end of an operation.
+    fn forget_bases(&self) {
+        for b in &self.bases {
+            b.set(None);
+        }
+    }
+
+    /// Before an operation on a handle kept open since an earlier one: checks that the path
+    /// still names this file and re-reads its header, taking in a header rewritten in place
+    /// (whisper-set-aggregation-method.py). `Ok(false)` when the path now names another file
+    /// or nothing (whisper-resize.py renames a new file into place; the file was deleted):
+    /// the handle must then be dropped and the path opened again. Costs a `statx` of the path
+    /// and one `pread`, against `openat`, `statx`, `pread` and `close` for a fresh handle.
+    pub fn revalidate(&mut self) -> Result<bool> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(WhisperError::io(&self.path, e)),
+        };
+        let identity = match self.identity.get() {
+            Some(id) => id,
+            None => {
+                let own = self
+                    .file
+                    .metadata()
+                    .map_err(|e| WhisperError::io(&self.path, e))?;
+                let id = (own.dev(), own.ino());
+                self.identity.set(Some(id));
+                id
+            }
+        };
+        if (meta.dev(), meta.ino()) != identity {
+            return Ok(false);
+        }
+        self.forget_bases();
+        let mut prefix = vec![0u8; meta.len().min(HEADER_READ) as usize];
+        let got = read_fully_at(&self.file, &self.path, &mut prefix, 0)?;
+        prefix.truncate(got);
+        if prefix.get(..self.header_bytes.len()) == Some(&self.header_bytes[..])
+            && meta.len() == self.len
+        {
+            self.prefill_bases(&prefix);
+        } else {
+            let loaded = read_header(&self.file, &self.path)?;
+            self.bases = vec![Cell::new(None); loaded.header.archives.len()];
+            self.header = loaded.header;
+            self.header_bytes = loaded.header_bytes;
+            self.len = loaded.len;
+            self.identity.set(loaded.identity);
+            self.prefill_bases(&loaded.prefix);
+        }
+        Ok(true)
+    }
+
+    /// Takes a blocking exclusive flock (carbon's WHISPER_LOCK_WRITES) on a handle opened
+    /// without one; [`WhisperFile::unlock`] releases it.
+    pub fn lock(&self) -> Result<()> {
+        self.file
+            .lock()
+            .map_err(|e| WhisperError::io(&self.path, e))
+    }
+
+    pub fn unlock(&self) -> Result<()> {
+        self.file
+            .unlock()
+            .map_err(|e| WhisperError::io(&self.path, e))
     }
 
     pub fn header(&self) -> &Header {
@@ -166,7 +278,13 @@ impl WhisperFile {
         for (a, base) in self.header.archives.iter().zip(&self.bases) {
             let slot0 = u64::from(a.offset);
             if start < slot0 + POINT_SIZE as u64 && slot0 < end {
-                base.set(None);
+                // A write that holds slot 0's interval says what a read would find there.
+                let at = (slot0 - start) as usize;
+                let written = (slot0 >= start)
+                    .then(|| data.get(at..at + 4))
+                    .flatten()
+                    .map(|b| i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+                base.set(written);
             }
         }
         self.file
@@ -251,6 +369,12 @@ impl WhisperFile {
     /// whisper.py's `update`: one point into the finest archive that covers its age, then
     /// propagated down until an archive declines it.
     pub fn update(&mut self, value: f64, timestamp: Option<i64>, now: Option<i64>) -> Result<()> {
+        let result = self.update_one(value, timestamp, now);
+        self.forget_bases();
+        result
+    }
+
+    fn update_one(&mut self, value: f64, timestamp: Option<i64>, now: Option<i64>) -> Result<()> {
         let now = now.unwrap_or_else(now_epoch);
         let timestamp = timestamp.unwrap_or(now);
         let age = now.saturating_sub(timestamp);
@@ -287,6 +411,12 @@ impl WhisperFile {
     /// whisper.py's `update_many`: newest first, each point into the finest archive that
     /// covers its age; points older than the whole retention are dropped silently.
     pub fn update_many(&mut self, points: &[(i64, f64)], now: Option<i64>) -> Result<()> {
+        let result = self.update_many_inner(points, now);
+        self.forget_bases();
+        result
+    }
+
+    fn update_many_inner(&mut self, points: &[(i64, f64)], now: Option<i64>) -> Result<()> {
         if points.is_empty() {
             return Ok(());
         }
@@ -681,14 +811,12 @@ impl WhisperFile {
     }
 }
 
-/// Reads and decodes the header, never reading more than the file holds; returns it with the
-/// file's length. One read covers the headers of files with up to 340 archives.
-fn read_header(file: &File, path: &Path) -> Result<(Header, u64)> {
-    let len = file
-        .metadata()
-        .map_err(|e| WhisperError::io(path, e))?
-        .len();
-    let mut bytes = vec![0u8; len.min(4096) as usize];
+/// Reads and decodes the header, never reading more than the file holds. One read covers
+/// the headers of files with up to 340 archives.
+fn read_header(file: &File, path: &Path) -> Result<Loaded> {
+    let meta = file.metadata().map_err(|e| WhisperError::io(path, e))?;
+    let len = meta.len();
+    let mut bytes = vec![0u8; len.min(HEADER_READ) as usize];
     let got = read_fully_at(file, path, &mut bytes, 0)?;
     bytes.truncate(got);
     if bytes.len() >= METADATA_SIZE {
@@ -702,7 +830,13 @@ fn read_header(file: &File, path: &Path) -> Result<(Header, u64)> {
         }
     }
     let header = Header::parse(&bytes).map_err(|e| WhisperError::corrupt(path, e.message()))?;
-    Ok((header, len))
+    Ok(Loaded {
+        header_bytes: bytes[..header.size()].into(),
+        header,
+        len,
+        identity: Some((meta.dev(), meta.ino())),
+        prefix: bytes,
+    })
 }
 
 fn read_fully_at(file: &File, path: &Path, buf: &mut [u8], offset: u64) -> Result<usize> {
@@ -803,11 +937,18 @@ pub fn create(path: &Path, archives: &[(u32, u32)], opts: &CreateOptions) -> Res
     let mut archives = archives.to_vec();
     validate_archive_list(&mut archives)?;
     if path.exists() {
-        return Err(WhisperError::InvalidConfiguration(format!(
-            "File {} already exists!",
-            path.display()
-        )));
+        return Err(already_exists(path));
     }
+    let (header, len) = layout(&archives, opts)?;
+    create_file(path, &header, len, opts, CreateMethod::Auto).map(drop)
+}
+
+fn already_exists(path: &Path) -> WhisperError {
+    WhisperError::InvalidConfiguration(format!("File {} already exists!", path.display()))
+}
+
+/// The header of a new file with these archives (validated and sorted) and the file's length.
+fn layout(archives: &[(u32, u32)], opts: &CreateOptions) -> Result<(Header, u64)> {
     let x_files_factor = checked_x_files_factor(opts.x_files_factor)?;
     let too_big = || {
         WhisperError::InvalidConfiguration(
@@ -823,7 +964,7 @@ pub fn create(path: &Path, archives: &[(u32, u32)], opts: &CreateOptions) -> Res
     let header_size = Header::size_for(archives.len()) as u64;
     let mut infos = Vec::with_capacity(archives.len());
     let mut offset = header_size;
-    for &(spp, points) in &archives {
+    for &(spp, points) in archives {
         let o = u32::try_from(offset).map_err(|_| too_big())?;
         infos.push(ArchiveInfo::new(o, spp, points));
         offset += u64::from(points) * POINT_SIZE as u64;
@@ -834,50 +975,222 @@ pub fn create(path: &Path, archives: &[(u32, u32)], opts: &CreateOptions) -> Res
         x_files_factor,
         archives: infos,
     };
-    let data_len = offset - header_size;
+    Ok((header, offset))
+}
 
-    // The file is written under a temporary name beside its final one and linked into place
-    // only when complete, so that a crash mid-create never leaves a short file that every
-    // later write would find corrupt (whisper.py writes in place).
-    let temp = temp_path(path);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .map_err(|e| WhisperError::io(path, e))?;
-    let result = (|| -> std::io::Result<()> {
-        if opts.write.lock {
-            file.lock()?;
+/// How a new file is put in place; `Auto` is what everything but tests uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(hidden)]
+pub enum CreateMethod {
+    /// An unnamed file (`O_TMPFILE`) linked into place once written, falling back to
+    /// `NamedTemp` where the file system or kernel cannot.
+    Auto,
+    /// A hidden temporary name beside the final one, hard-linked into place, then unlinked.
+    NamedTemp,
+}
+
+/// 0: not tried yet; 1: `O_TMPFILE` works; 2: it does not, use named temporary files.
+static TMPFILE_SUPPORT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+impl WhisperFile {
+    /// whisper.py's `create` for a writer that has just found `path` missing: validates the
+    /// archives, creates the file (an existing one is refused with whisper.py's "already
+    /// exists" error, which the caller can take as "someone else created it") and returns it
+    /// open for reading and writing, so the first write needs no second open. A missing
+    /// parent directory is an `Io` error of kind `NotFound`; the caller makes it.
+    pub fn create_new(
+        path: &Path,
+        archives: &[(u32, u32)],
+        opts: &CreateOptions,
+    ) -> Result<WhisperFile> {
+        Self::create_new_with(path, archives, opts, CreateMethod::Auto)
+    }
+
+    #[doc(hidden)]
+    pub fn create_new_with(
+        path: &Path,
+        archives: &[(u32, u32)],
+        opts: &CreateOptions,
+        method: CreateMethod,
+    ) -> Result<WhisperFile> {
+        let mut archives = archives.to_vec();
+        validate_archive_list(&mut archives)?;
+        let (header, len) = layout(&archives, opts)?;
+        let file = create_file(path, &header, len, opts, method)?;
+        let loaded = Loaded {
+            header_bytes: header.encode().into(),
+            header,
+            len,
+            identity: None,
+            prefix: Vec::new(),
+        };
+        let f = Self::from_loaded(file, path, loaded, opts.write.autoflush);
+        // The file is all zeros past the header: every archive is empty, which the first
+        // operation need not read to know.
+        for b in &f.bases {
+            b.set(Some(0));
         }
-        file.write_all(&header.encode())?;
-        if opts.fallocate && data_len > 0 {
-            fallocate(&file, header_size, data_len)?;
-        } else if opts.sparse {
-            file.write_all_at(&[0], offset - 1)?;
-        } else {
-            let zeros = vec![0u8; data_len.min(1 << 20) as usize];
-            let mut remaining = data_len;
-            while remaining > 0 {
-                let n = remaining.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n])?;
-                remaining -= n as u64;
+        Ok(f)
+    }
+}
+
+/// Writes a new file's header and size and puts it at `path` whole, so that a crash
+/// mid-create never leaves a short file that every later write would find corrupt
+/// (whisper.py writes in place). Returns the file open for reading and writing; with
+/// `opts.write.lock` it holds a flock, as whisper.py's create does.
+///
+/// The file is made unnamed (`O_TMPFILE`) in the target directory and linked into place
+/// through `/proc/self/fd`: one directory entry is added, against three changes (temporary
+/// name, final name, removal of the temporary name) for a named temporary file, which is the
+/// fallback where `O_TMPFILE` or `/proc` is missing. An unnamed file left by a crash vanishes
+/// with the process; a named one stays behind as a hidden `.tmp` file.
+fn create_file(
+    path: &Path,
+    header: &Header,
+    len: u64,
+    opts: &CreateOptions,
+    method: CreateMethod,
+) -> Result<File> {
+    use std::sync::atomic::Ordering;
+    let result = if method == CreateMethod::Auto && TMPFILE_SUPPORT.load(Ordering::Relaxed) != 2 {
+        match create_unnamed(path, header, len, opts) {
+            Err(Unnamed::Unsupported(e)) => {
+                if TMPFILE_SUPPORT.swap(2, Ordering::Relaxed) != 2 {
+                    tracing::info!(
+                        "O_TMPFILE unusable under {} ({e}): creating whisper files under a temporary name",
+                        path.parent().unwrap_or(path).display()
+                    );
+                }
+                create_named(path, header, len, opts)
+            }
+            Err(Unnamed::Failed(e)) => Err(e),
+            Ok(f) => {
+                TMPFILE_SUPPORT.store(1, Ordering::Relaxed);
+                Ok(f)
             }
         }
-        if opts.write.autoflush {
-            file.sync_all()?;
+    } else {
+        create_named(path, header, len, opts)
+    };
+    result.map_err(|e| {
+        if e.kind() == ErrorKind::AlreadyExists {
+            already_exists(path)
+        } else {
+            WhisperError::io(path, e)
         }
-        // A hard link fails if the name was taken meanwhile, as create_new would.
-        std::fs::hard_link(&temp, path)
-    })();
-    drop(file);
-    let _ = std::fs::remove_file(&temp);
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(WhisperError::InvalidConfiguration(
-            format!("File {} already exists!", path.display()),
-        )),
-        Err(e) => Err(WhisperError::io(path, e)),
+    })
+}
+
+enum Unnamed {
+    /// This system cannot make or link unnamed files: use named temporary files from now on.
+    Unsupported(std::io::Error),
+    Failed(std::io::Error),
+}
+
+fn create_unnamed(
+    path: &Path,
+    header: &Header,
+    len: u64,
+    opts: &CreateOptions,
+) -> std::result::Result<File, Unnamed> {
+    use std::os::fd::AsRawFd;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o666)
+        .open(dir)
+        .map_err(|e| match e.raw_os_error() {
+            // Kernels and file systems without O_TMPFILE answer with one of these.
+            Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL) => Unnamed::Unsupported(e),
+            _ => Unnamed::Failed(e),
+        })?;
+    fill_new_file(&file, header, len, opts).map_err(Unnamed::Failed)?;
+    let proc_path = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| Unnamed::Failed(std::io::Error::new(ErrorKind::InvalidInput, e)))?;
+    let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| Unnamed::Failed(std::io::Error::new(ErrorKind::InvalidInput, e)))?;
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        // A name that exists fails as create_new would. Without /proc the link cannot be
+        // made at all.
+        let no_proc = e.kind() == ErrorKind::NotFound && !Path::new("/proc/self/fd").exists();
+        return Err(if no_proc {
+            Unnamed::Unsupported(e)
+        } else {
+            Unnamed::Failed(e)
+        });
     }
+    Ok(file)
+}
+
+fn create_named(
+    path: &Path,
+    header: &Header,
+    len: u64,
+    opts: &CreateOptions,
+) -> std::io::Result<File> {
+    let temp = temp_path(path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&temp)?;
+    let result = fill_new_file(&file, header, len, opts)
+        // A hard link fails if the name was taken meanwhile, as create_new would.
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    result.map(|()| file)
+}
+
+/// Writes the header and gives the file its length: zeros written out, or allocated
+/// (`fallocate`), or a hole (`sparse`); the bytes are the same in each case.
+fn fill_new_file(
+    file: &File,
+    header: &Header,
+    len: u64,
+    opts: &CreateOptions,
+) -> std::io::Result<()> {
+    if opts.write.lock {
+        file.lock()?;
+    }
+    let encoded = header.encode();
+    let header_size = encoded.len() as u64;
+    let data_len = len - header_size;
+    file.write_all_at(&encoded, 0)?;
+    if opts.fallocate && data_len > 0 {
+        fallocate(file, header_size, data_len)?;
+    } else if opts.sparse {
+        // whisper.py writes one zero byte at the end; extending the length leaves the same
+        // bytes without allocating that last block.
+        file.set_len(len)?;
+    } else {
+        let zeros = vec![0u8; data_len.min(1 << 20) as usize];
+        let mut at = header_size;
+        while at < len {
+            let n = (len - at).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+    }
+    if opts.write.autoflush {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// `dir/.name.<pid>.<n>.tmp`: hidden, so that a directory walk never takes it for a metric.
@@ -1065,6 +1378,101 @@ mod tests {
                 1331259120, 4280909040, 1743275760, 3220345080, 844054140
             ]
         );
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn unnamed_and_named_temp_creates_hold_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let archives = [(10, 100), (60, 100), (600, 50)];
+        for (label, sparse, fallocate) in [
+            ("zeros", false, false),
+            ("sparse", true, false),
+            ("fallocate", false, true),
+        ] {
+            let opts = CreateOptions {
+                sparse,
+                fallocate,
+                aggregation_method: AggregationMethod::Max,
+                x_files_factor: 0.25,
+                ..CreateOptions::default()
+            };
+            let mut files = Vec::new();
+            for method in [CreateMethod::Auto, CreateMethod::NamedTemp] {
+                let sub = dir.path().join(format!("{label}-{method:?}"));
+                std::fs::create_dir(&sub).unwrap();
+                let path = sub.join("m.wsp");
+                let mut f = WhisperFile::create_new_with(&path, &archives, &opts, method).unwrap();
+                f.update_many(
+                    &[(1_700_000_000, 1.0), (1_700_000_010, 2.0)],
+                    Some(1_700_000_020),
+                )
+                .unwrap();
+                drop(f);
+                // Nothing but the file is left in the directory.
+                assert_eq!(entries(&sub), ["m.wsp"], "{label} {method:?}");
+                // A second create of the same name is refused and leaves the file alone.
+                let before = std::fs::read(&path).unwrap();
+                let again = WhisperFile::create_new_with(&path, &archives, &opts, method);
+                assert!(
+                    matches!(&again, Err(WhisperError::InvalidConfiguration(m)) if m.ends_with("already exists!")),
+                    "{label} {method:?}"
+                );
+                assert_eq!(std::fs::read(&path).unwrap(), before);
+                assert_eq!(entries(&sub), ["m.wsp"], "{label} {method:?}");
+                files.push(before);
+            }
+            // And the same bytes as `create` then a fresh open (which tests/whisper_create.rs
+            // and tests/whisper_vs_python.rs hold to whisper.py's).
+            let path = dir.path().join(format!("{label}-reference.wsp"));
+            create(&path, &archives, &opts).unwrap();
+            update_many(
+                &path,
+                &[(1_700_000_000, 1.0), (1_700_000_010, 2.0)],
+                Some(1_700_000_020),
+                WriteOptions::default(),
+            )
+            .unwrap();
+            let reference = std::fs::read(&path).unwrap();
+            assert!(files.iter().all(|f| *f == reference), "{label}");
+        }
+    }
+
+    #[test]
+    fn create_new_in_a_missing_directory_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b.wsp");
+        for method in [CreateMethod::Auto, CreateMethod::NamedTemp] {
+            let err =
+                WhisperFile::create_new_with(&path, &[(60, 10)], &CreateOptions::default(), method);
+            assert!(
+                matches!(&err, Err(WhisperError::Io { source, .. }) if source.kind() == ErrorKind::NotFound),
+                "{method:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn revalidate_notices_a_file_renamed_over_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.wsp");
+        create(&path, &[(60, 10)], &CreateOptions::default()).unwrap();
+        let mut kept = WhisperFile::open(&path, true).unwrap();
+        assert!(kept.revalidate().unwrap());
+        let other = dir.path().join("other.wsp");
+        create(&other, &[(60, 20)], &CreateOptions::default()).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert!(!kept.revalidate().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert!(!kept.revalidate().unwrap());
     }
 
     #[test]

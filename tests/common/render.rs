@@ -4,11 +4,12 @@
 //! legitimately differs, which the call site states).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use carbide::http::render::{render, RenderEnv};
 use carbide::http::reply::Params;
 use carbide::query::eval::Limits;
+use carbide::query::functions::FunctionDef;
 use carbide::query::store::{Names, Store};
 use carbide::whisper::{self, CreateOptions, WriteOptions};
 use serde_json::Value;
@@ -256,4 +257,187 @@ pub fn same(a: &Value, b: &Value, rel: f64, at: &str) -> Result<(), String> {
         _ if a == b => Ok(()),
         _ => Err(format!("{at}: {a} != {b}")),
     }
+}
+
+/// A RenderCompare shared by every test of one test binary (graphite-web takes seconds to
+/// start), made by `build` on first use; a test that panicked does not poison it for the rest.
+pub fn shared(build: impl FnOnce() -> RenderCompare) -> MutexGuard<'static, RenderCompare> {
+    static SHARED: OnceLock<Mutex<RenderCompare>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| Mutex::new(build()))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// `n` points `step` apart ending at `now`; `f(i)` gives the value of the i-th point counted
+/// from the oldest (None leaves a gap).
+pub fn points_oldest_first(
+    now: i64,
+    n: i64,
+    step: i64,
+    f: impl Fn(i64) -> Option<f64>,
+) -> Vec<(i64, f64)> {
+    (0..n)
+        .filter_map(|i| f(i).map(|v| (now - (n - 1 - i) * step, v)))
+        .collect()
+}
+
+/// `n` points `step` apart ending at `now`; `f(i)` gives the value `i` steps before `now`
+/// (None leaves a gap).
+pub fn points_back(now: i64, n: i64, step: i64, f: impl Fn(i64) -> Option<f64>) -> Vec<(i64, f64)> {
+    (0..n)
+        .filter_map(|i| f(i).map(|v| (now - i * step, v)))
+        .collect()
+}
+
+/// A wobbly value with a few decimals, so averages and sums are not trivially exact.
+pub fn wobble(i: i64) -> f64 {
+    ((i * 37) % 101) as f64 * 0.37 + (i % 7) as f64 - 3.0
+}
+
+/// Each function's `/functions/<name>` entry (parameters, types, defaults, suggestions, group,
+/// signature) must equal graphite-web's; only the description is our own.
+pub fn functions_match_graphite_web(defs: &[FunctionDef]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut gw = GraphiteWeb::start(dir.path());
+    let strip = |mut v: Value| {
+        if let Some(m) = v.as_object_mut() {
+            m.remove("description");
+        }
+        v
+    };
+    for def in defs {
+        let path = format!("/functions/{}", def.name);
+        let (gs, _, gb) = gw.http("GET", &path, &[]);
+        assert_eq!(gs, 200, "{path}: {gb}");
+        let reply = carbide::http::functions::details(def.name, &Params::from_pairs(&[]));
+        let cb = String::from_utf8_lossy(&reply.body).into_owned();
+        let (c, g) = (strip(parse_json(&cb)), strip(parse_json(&gb)));
+        if let Err(why) = same(&c, &g, 0.0, "$") {
+            panic!("{path}: {why}\ncarbide:      {cb}\ngraphite-web: {gb}");
+        }
+    }
+}
+
+/// Literal names only: the file exists or not.
+struct LiteralNames(PathBuf);
+
+impl Names for LiteralNames {
+    fn expand(&self, pattern: &str) -> Vec<String> {
+        let file = self.0.join(format!("{}.wsp", pattern.replace('.', "/")));
+        if file.exists() {
+            vec![pattern.to_string()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Carbide's render answer (status, body) over the whisper files under `root`, with `zone` as
+/// the server zone and `now` pinned.
+pub fn carbide_in_zone(
+    root: &Path,
+    zone: chrono_tz::Tz,
+    now: i64,
+    params: &[(&str, &str)],
+) -> (u16, String) {
+    let mut pairs = params.to_vec();
+    let now_s = now.to_string();
+    pairs.push(("now", &now_s));
+    let store = Store::new(root, Arc::new(LiteralNames(root.to_path_buf())));
+    let env = RenderEnv {
+        source: &store,
+        default_zone: zone,
+        limits: Limits::default(),
+        max_targets: 100,
+        now,
+    };
+    let reply = render(&Params::from_pairs(&pairs), &env);
+    (
+        reply.status,
+        String::from_utf8_lossy(&reply.body).into_owned(),
+    )
+}
+
+/// Each `(target, from, until)` rendered as JSON at `now` by Carbide with server zone `zone` and
+/// by `gw` (started in the same zone over `root`, requests without `tz`): equal exactly.
+pub fn check_in_zone(
+    gw: &mut GraphiteWeb,
+    root: &Path,
+    zone: chrono_tz::Tz,
+    now: i64,
+    cases: &[(&str, &str, &str)],
+) {
+    for &(target, from, until) in cases {
+        let params = [
+            ("target", target),
+            ("from", from),
+            ("until", until),
+            ("format", "json"),
+        ];
+        let (cs, cb) = carbide_in_zone(root, zone, now, &params);
+        let now_s = now.to_string();
+        let mut gparams = params.to_vec();
+        gparams.push(("now", &now_s));
+        let (gs, _, gb) = gw.http("GET", "/render", &gparams);
+        assert_eq!((cs, gs), (200, 200), "{target}: {cb} / {gb}");
+        if let Err(why) = same(&parse_json(&cb), &parse_json(&gb), 0.0, "$") {
+            panic!("{target} {from} {until}: {why}\ncarbide:      {cb}\ngraphite-web: {gb}");
+        }
+    }
+}
+
+impl RenderCompare {
+    /// Series under `prefix`, ending at `now`: a full 60 s one, one with leading/trailing/inner
+    /// gaps, an all-null one, and a 300 s one (different step).
+    pub fn wobbly_series(&mut self, prefix: &str) {
+        let now = self.now;
+        let points = |n, step, f: &dyn Fn(i64) -> Option<f64>| points_oldest_first(now, n, step, f);
+        self.metric(
+            &format!("{prefix}.full"),
+            "60s:1d,300s:7d",
+            &points(3000, 60, &|i| Some(wobble(i))),
+        );
+        self.metric(
+            &format!("{prefix}.gaps"),
+            "60s:1d,300s:7d",
+            &points(3000, 60, &|i| {
+                let leading = i < 2900;
+                let trailing = i > 2990;
+                let inner = (2930..2940).contains(&i) || i % 9 == 4;
+                (!(leading || trailing || inner)).then(|| wobble(i) * 2.5)
+            }),
+        );
+        self.metric(&format!("{prefix}.nulls"), "60s:1d,300s:7d", &[]);
+        self.metric(
+            &format!("{prefix}.coarse"),
+            "300s:7d",
+            &points(600, 300, &|i| (i % 11 != 5).then(|| wobble(i) + 0.5)),
+        );
+    }
+}
+
+/// Each function's `/functions` metadata (name, function, group, params) must equal
+/// graphite-web's recorded answer (spec/functions-graphite-web-1.1.10.json); the description
+/// is our own. Returns how many functions were compared.
+pub fn metadata_matches_spec<'a>(defs: impl IntoIterator<Item = &'a FunctionDef>) -> usize {
+    let path = super::shared_dir().join("spec/functions-graphite-web-1.1.10.json");
+    let text = std::fs::read_to_string(&path).expect("read the /functions spec");
+    // Python's json module wrote infinite defaults as `Infinity`.
+    let spec: Value = serde_json::from_str(&text.replace("Infinity", "1e308")).expect("spec JSON");
+    let mut count = 0;
+    for def in defs {
+        let info = carbide::http::functions::info(def);
+        let want = &spec[def.name];
+        assert!(
+            want.is_object(),
+            "{} is not a graphite-web function",
+            def.name
+        );
+        for key in ["name", "function", "group", "params"] {
+            assert_eq!(info[key], want[key], "{}: {key}", def.name);
+        }
+        count += 1;
+    }
+    count
 }

@@ -273,7 +273,7 @@ fn check_buckets(ctx: &Context<'_>, function: &str, buckets: i64) -> Result<(), 
 /// expression again (`requestContext['args'][0]`). When the series list came as a keyword
 /// argument there is no positional one (graphite-web fails with an IndexError); each distinct
 /// path expression of the input is evaluated again instead.
-fn refetch(
+pub(crate) fn refetch(
     ctx: &mut Context<'_>,
     list: &[Series],
     from: i64,

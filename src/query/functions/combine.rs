@@ -980,7 +980,11 @@ fn node_or_tag(
 
 /// graphite-web's `aggKey`: the nodes or tags joined by `.`, read from the first path
 /// expression when the name looks like a function call.
-fn agg_key(function: &str, series: &Series, nodes: &[Value]) -> Result<String, QueryError> {
+pub(crate) fn agg_key(
+    function: &str,
+    series: &Series,
+    nodes: &[Value],
+) -> Result<String, QueryError> {
     let path = if series.name.ends_with(')') {
         first_path_expression(&series.name)
     } else {

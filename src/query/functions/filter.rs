@@ -54,19 +54,23 @@ macro_rules! data_n {
     };
 }
 
-/// A Sorting entry taking only `(seriesList)`.
-macro_rules! sort_only {
-    ($name:literal, $desc:literal, $run:expr) => {
-        FunctionDef {
+/// An entry of the given group taking only `(seriesList)`; shared with other function files.
+macro_rules! series_only {
+    ($group:literal, $name:literal, $desc:literal, $run:expr) => {
+        $crate::query::functions::FunctionDef {
             name: $name,
-            group: "Sorting",
+            group: $group,
             signature: concat!($name, "(seriesList)"),
             description: $desc,
-            params: &[SERIES],
+            params: &[$crate::query::functions::Param::required(
+                "seriesList",
+                $crate::query::functions::ParamType::SeriesList,
+            )],
             run: $run,
         }
     };
 }
+pub(crate) use series_only;
 
 pub const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
@@ -276,17 +280,20 @@ pub const FUNCTIONS: &[FunctionDef] = &[
         ],
         run: sort_by_name,
     },
-    sort_only!(
+    series_only!(
+        "Sorting",
         "sortByTotal",
         "Sorts the series by the sum of their values, largest first.",
         |c, a| sort_with(c, a, "sum", true)
     ),
-    sort_only!(
+    series_only!(
+        "Sorting",
         "sortByMaxima",
         "Sorts the series by their maximum, largest first.",
         |c, a| sort_with(c, a, "max", true)
     ),
-    sort_only!(
+    series_only!(
+        "Sorting",
         "sortByMinima",
         "Drops series whose maximum is not above zero and sorts the rest by their minimum, \
          smallest first.",

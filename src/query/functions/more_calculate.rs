@@ -17,9 +17,11 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::aggfuncs::{safe_div, safe_mul, safe_pow, safe_sum, AggFunc, AGG_FUNC_NAMES};
+use super::calculate::refetch;
+use super::combine::agg_key;
+use super::transform::SHIFT_SUGGESTIONS;
 use super::{FunctionDef, Literal, Param, ParamType};
 use crate::python::format::{float_repr, printf_f, printf_g};
-use crate::query::ast::Expr;
 use crate::query::consolidate::{normalize, rows};
 use crate::query::error::QueryError;
 use crate::query::eval::Context;
@@ -55,16 +57,7 @@ const TIME_STACK_PARAMS: &[Param] = &[
     SERIES_LIST,
     Param::optional("timeShiftUnit", ParamType::Interval)
         .with_default(Literal::Str("1d"))
-        .suggestions(&[
-            Literal::Str("1h"),
-            Literal::Str("6h"),
-            Literal::Str("12h"),
-            Literal::Str("1d"),
-            Literal::Str("2d"),
-            Literal::Str("7d"),
-            Literal::Str("14d"),
-            Literal::Str("30d"),
-        ]),
+        .suggestions(SHIFT_SUGGESTIONS),
     Param::optional("timeShiftStart", ParamType::Integer).with_default(Literal::Int(0)),
     Param::optional("timeShiftEnd", ParamType::Integer).with_default(Literal::Int(7)),
 ];
@@ -314,31 +307,6 @@ fn map_in_place(
         }
     }
     Ok(())
-}
-
-/// The call's first argument evaluated again for `(from, until]`. When the series came as a
-/// keyword argument there is no positional one (graphite-web fails with an IndexError); each
-/// distinct path expression of the input is evaluated again instead.
-fn refetch(
-    ctx: &mut Context<'_>,
-    list: &[Series],
-    from: i64,
-    until: i64,
-) -> Result<Vec<Series>, QueryError> {
-    let first: Option<Expr> = ctx.raw_args().first().cloned();
-    if let Some(first) = first {
-        return ctx.evaluate_expr_in(&first, from, until);
-    }
-    let mut seen: Vec<&str> = Vec::new();
-    let mut out = Vec::new();
-    for s in list {
-        if seen.contains(&s.path_expression.as_str()) {
-            continue;
-        }
-        seen.push(&s.path_expression);
-        out.extend(ctx.evaluate_in(&s.path_expression, from, until)?);
-    }
-    Ok(out)
 }
 
 /// An interval argument (a string) in seconds.
@@ -737,56 +705,6 @@ fn aggregate_line(ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryE
     Ok(Value::SeriesList(results))
 }
 
-/// The first path expression inside a name such as `sumSeries(a.b.*,c)` (graphite-web's
-/// `_getFirstPathExpression`): the first argument of each call, followed down.
-fn first_path_expression(name: &str) -> Option<String> {
-    let mut expr = crate::query::parser::parse(name).ok()?;
-    loop {
-        match expr {
-            Expr::Path(p) => return Some(p),
-            Expr::Call(call) => expr = call.args.into_iter().next()?,
-            _ => return None,
-        }
-    }
-}
-
-/// graphite-web's `getNodeOrTag`: an integral number picks a node of the name (without its
-/// tags; negative counts from the end), anything else, or a missing node, names a tag.
-fn node_or_tag(series: &Series, n: &Value, path: Option<&str>) -> Result<String, QueryError> {
-    let index = match n {
-        Value::Int(i) => Some(*i),
-        Value::Bool(b) => Some(*b as i64),
-        Value::Float(f) if f.is_finite() && f.fract() == 0.0 => Some(*f as i64),
-        Value::Float(f) if f.is_infinite() => {
-            return Err(QueryError::bad(format!(
-                "weightedAverage: node {} is not a node number or a tag",
-                float_repr(*f)
-            )))
-        }
-        Value::Float(_) | Value::Str(_) => None,
-        Value::None | Value::SeriesList(_) => {
-            return Err(QueryError::bad(format!(
-                "weightedAverage: nodes must be node numbers or tag names, got {}",
-                n.type_name()
-            )))
-        }
-    };
-    if let Some(i) = index {
-        let text = match path {
-            Some(p) if !p.is_empty() => p,
-            _ => series.name.as_str(),
-        };
-        let bare = text.split(';').next().unwrap_or("");
-        let nodes: Vec<&str> = bare.split('.').collect();
-        let len = nodes.len() as i64;
-        let at = if i < 0 { i + len } else { i };
-        if (0..len).contains(&at) {
-            return Ok(nodes[at as usize].to_string());
-        }
-    }
-    Ok(series.tags.get(&node_str(n)).cloned().unwrap_or_default())
-}
-
 /// Python's `str()` of a node argument.
 fn node_str(n: &Value) -> String {
     match n {
@@ -798,20 +716,6 @@ fn node_str(n: &Value) -> String {
         Value::None => "None".to_string(),
         Value::SeriesList(_) => String::new(),
     }
-}
-
-/// graphite-web's `aggKey`.
-fn agg_key(series: &Series, nodes: &[Value]) -> Result<String, QueryError> {
-    let path = if series.name.ends_with(')') {
-        first_path_expression(&series.name)
-    } else {
-        None
-    };
-    let parts = nodes
-        .iter()
-        .map(|n| node_or_tag(series, n, path.as_deref()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(parts.join("."))
 }
 
 /// `sumSeries(list)[0]`'s values and bounds (graphite-web's `aggregate` with `sum`).
@@ -859,7 +763,10 @@ fn weighted_average(ctx: &mut Context<'_>, mut args: Args) -> Result<Value, Quer
     let mut keyed: Vec<(Option<usize>, Option<usize>)> = Vec::new();
     let mut positions: HashMap<String, usize> = HashMap::new();
     for (i, (a, w)) in avg.iter().zip(&weight).enumerate() {
-        for (key, is_avg) in [(agg_key(a, &nodes)?, true), (agg_key(w, &nodes)?, false)] {
+        for (key, is_avg) in [
+            (agg_key("weightedAverage", a, &nodes)?, true),
+            (agg_key("weightedAverage", w, &nodes)?, false),
+        ] {
             let pos = *positions.entry(key).or_insert_with(|| {
                 keyed.push((None, None));
                 keyed.len() - 1

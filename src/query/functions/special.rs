@@ -3,7 +3,7 @@
 //! whose effect on graphite-web's JSON is a new name and tag (dashed, secondYAxis,
 //! drawAsInfinite) or nothing at all (color, alpha, lineWidth only style PNG graphs).
 
-use super::filter::{py_int, req_float};
+use super::filter::{py_int, req_float, series_only};
 use super::{FunctionDef, Literal, Param, ParamType};
 use crate::python::format::{float_repr, printf_g};
 use crate::query::error::QueryError;
@@ -12,20 +12,6 @@ use crate::query::series::{Consolidation, Series};
 use crate::query::value::{Args, Value};
 
 const SERIES: Param = Param::required("seriesList", ParamType::SeriesList);
-
-/// A Graph entry taking only `(seriesList)` and wrapping the name.
-macro_rules! wrap_only {
-    ($name:literal, $desc:literal, $run:expr) => {
-        FunctionDef {
-            name: $name,
-            group: "Graph",
-            signature: concat!($name, "(seriesList)"),
-            description: $desc,
-            params: &[SERIES],
-            run: $run,
-        }
-    };
-}
 
 pub const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
@@ -157,12 +143,14 @@ pub const FUNCTIONS: &[FunctionDef] = &[
         params: &[SERIES],
         run: area_between,
     },
-    wrap_only!(
+    series_only!(
+        "Graph",
         "secondYAxis",
         "Draws the series against the second Y axis in rendered graphs.",
         |_, a| wrap_name(a, "secondYAxis")
     ),
-    wrap_only!(
+    series_only!(
+        "Graph",
         "drawAsInfinite",
         "Draws positive values as vertical lines across rendered graphs.",
         |_, a| wrap_name(a, "drawAsInfinite")

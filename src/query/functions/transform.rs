@@ -25,7 +25,7 @@ const LIMIT: &[Param] = &[
     SERIES_LIST,
     Param::optional("limit", ParamType::IntOrInf).with_default(Literal::Float(f64::INFINITY)),
 ];
-const SHIFT_SUGGESTIONS: &[Literal] = &[
+pub(crate) const SHIFT_SUGGESTIONS: &[Literal] = &[
     Literal::Str("1h"),
     Literal::Str("6h"),
     Literal::Str("12h"),
