@@ -860,6 +860,30 @@ fn interval_zero_in_slot_0_reads_as_an_empty_archive() {
 }
 
 #[test]
+fn propagating_interval_zero_into_slot_0_empties_the_lower_archive() {
+    // Found by the property test (seed 1795845872419221246). The 960 s archive gets 1920 at
+    // slot 0 from the first batch; the second batch propagates 0 (slot 0 again, so its base now
+    // reads as "never written") and then 960, which therefore lands in slot 0 too, not slot 1.
+    let py = run_fixed(Case {
+        archives: vec![(10, 9), (40, 4), (160, 11), (960, 2)],
+        xff: 0.2,
+        method: AggregationMethod::Average,
+        ops: vec![Op::UpdateMany {
+            now: 2069,
+            points: vec![
+                (2069, 0.0),
+                (2080, 0.0),
+                (959, 0.0),
+                (1419, 0.0),
+                (1439, 0.0),
+                (1459, 0.0),
+            ],
+        }],
+    });
+    assert_eq!(records(&py, 3), [(960, 0.0), (0, 0.0)]);
+}
+
+#[test]
 fn a_negative_interval_fails_its_batch_only() {
     // The finest archive's batch is packed and written, then the coarser batch holding a
     // negative timestamp fails to pack (struct.error): both sides must stop at the same byte.

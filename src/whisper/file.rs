@@ -662,12 +662,15 @@ impl WhisperFile {
             packed[..4].copy_from_slice(&to_interval(lower_start)?.to_be_bytes());
             packed[4..].copy_from_slice(&value.to_be_bytes());
             let offset = if lbase == 0 {
-                // This write becomes slot 0, which is what whisper.py would read back as base.
-                lbase = lower_start;
                 i64::from(lower.offset)
             } else {
                 Self::slot_offset(lower, lbase, lower_start)
             };
+            if offset == i64::from(lower.offset) {
+                // whisper.py reads slot 0 afresh for every interval, so a write landing there
+                // is the next base, even an interval of 0, which makes the archive look empty.
+                lbase = lower_start;
+            }
             pending.insert(offset, packed);
             any = true;
         }
