@@ -16,6 +16,7 @@ fn literal(l: &Literal) -> Value {
         Literal::Str(s) => Value::from(s),
         Literal::Int(i) => Value::from(i),
         Literal::Bool(b) => Value::from(b),
+        Literal::None => Value::Null,
         Literal::Float(f) if f.is_infinite() => Value::from(if f > 0.0 {
             INFINITY_MARK.to_string()
         } else {
@@ -43,8 +44,10 @@ pub fn info(def: &FunctionDef) -> Value {
             if p.multiple {
                 m.insert("multiple".into(), Value::from(true));
             }
-            if !p.options.is_empty() {
-                m.insert("options".into(), json!(p.options));
+            if !p.options.is_empty() || !p.literal_options.is_empty() {
+                let options = p.literal_options.iter().map(literal);
+                let options = options.chain(p.options.iter().map(|&o| Value::from(o)));
+                m.insert("options".into(), Value::Array(options.collect()));
             }
             if !p.suggestions.is_empty() {
                 m.insert(

@@ -32,8 +32,8 @@ const WINDOW_SUGGESTIONS: &[Literal] = &[
     Literal::Str("1hour"),
 ];
 
-/// The string options of smartSummarize's `alignTo`. graphite-web also lists None, True and
-/// False (which it ignores); `Param::options` holds strings only.
+/// The string options of smartSummarize's `alignTo`; graphite-web also offers False, None and
+/// True, which it treats as no alignment.
 const ALIGN_TO_OPTIONS: &[&str] = &[
     "days", "hours", "minutes", "months", "seconds", "weeks", "years",
 ];
@@ -58,7 +58,9 @@ const SMART_SUMMARIZE_PARAMS: &[Param] = &[
     SERIES_LIST,
     INTERVAL,
     SUM_FUNC,
-    Param::optional("alignTo", ParamType::String).options(ALIGN_TO_OPTIONS),
+    Param::optional("alignTo", ParamType::String)
+        .options(ALIGN_TO_OPTIONS)
+        .literal_options(&[Literal::Bool(false), Literal::None, Literal::Bool(true)]),
 ];
 const HITCOUNT_PARAMS: &[Param] = &[
     SERIES_LIST,

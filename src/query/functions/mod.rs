@@ -15,6 +15,7 @@ pub mod filter;
 pub mod more_calculate;
 pub mod more_combine;
 pub mod special;
+pub mod tags;
 pub mod transform;
 
 /// The implementation of one function.
@@ -72,6 +73,8 @@ pub enum Literal {
     /// Infinite floats are written `1e9999`, as graphite-web's JSON does.
     Float(f64),
     Bool(bool),
+    /// Python's None, as listed among some options.
+    None,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,9 @@ pub struct Param {
     pub multiple: bool,
     pub default: Option<Literal>,
     pub options: &'static [&'static str],
+    /// Options that are not strings (smartSummarize's `alignTo` offers False, None and True),
+    /// listed before the string ones as graphite-web lists them.
+    pub literal_options: &'static [Literal],
     pub suggestions: &'static [Literal],
 }
 
@@ -95,6 +101,7 @@ impl Param {
             multiple: false,
             default: None,
             options: &[],
+            literal_options: &[],
             suggestions: &[],
         }
     }
@@ -108,6 +115,7 @@ impl Param {
             multiple: false,
             default: None,
             options: &[],
+            literal_options: &[],
             suggestions: &[],
         }
     }
@@ -128,6 +136,13 @@ impl Param {
 
     pub const fn options(self, options: &'static [&'static str]) -> Param {
         Param { options, ..self }
+    }
+
+    pub const fn literal_options(self, literal_options: &'static [Literal]) -> Param {
+        Param {
+            literal_options,
+            ..self
+        }
     }
 
     pub const fn suggestions(self, suggestions: &'static [Literal]) -> Param {
@@ -153,7 +168,7 @@ pub struct FunctionDef {
 }
 
 /// Every function group's table. A group file adds its `FUNCTIONS` here.
-fn tables() -> [&'static [FunctionDef]; 8] {
+fn tables() -> [&'static [FunctionDef]; 9] {
     [
         combine::FUNCTIONS,
         transform::FUNCTIONS,
@@ -163,6 +178,7 @@ fn tables() -> [&'static [FunctionDef]; 8] {
         special::FUNCTIONS,
         more_combine::FUNCTIONS,
         more_calculate::FUNCTIONS,
+        tags::FUNCTIONS,
     ]
 }
 
