@@ -340,9 +340,15 @@ pub async fn run(config: Config) -> Result<(), String> {
         .time_zone
         .parse::<crate::query::time::Zone>()
         .map_err(|e| format!("render.time_zone {:?}: {e}", config.render.time_zone))?;
-    let tags = Arc::new(crate::index::tags::TagIndex::default());
-    let tag_stats = tags.load_dir(&whisper_dir);
-    tracing::info!("{} tagged series indexed", tag_stats.loaded);
+    let (data_dir, tagged_root) = (config.data_dir.clone(), whisper_dir.clone());
+    let (tags, _) = tokio::task::spawn_blocking(move || {
+        crate::index::tags::TagIndex::open(&data_dir, &tagged_root)
+    })
+    .await
+    .map_err(|e| format!("tag index: {e}"))?
+    .map_err(|e| format!("tag index: {e}"))?;
+    let tags = Arc::new(tags);
+    tracing::info!("{} tagged series indexed", tags.len());
     let name_sink = Arc::new(IndexSink::new(index.clone(), tags.clone()));
     for name in cache.names() {
         receiver::NameSink::accepted(name_sink.as_ref(), &name);
@@ -432,6 +438,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         Ok(b) => b,
         Err(e) => {
             persister.shutdown();
+            let _ = tags.close();
             return Err(e);
         }
     };
@@ -479,6 +486,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::task::spawn_blocking(move || persister.shutdown())
         .await
         .map_err(|e| format!("persister: {e}"))?;
+    let closing = tags.clone();
+    match tokio::task::spawn_blocking(move || closing.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("tag series log: {e}"),
+        Err(e) => tracing::error!("tag series log: {e}"),
+    }
     drop(counters);
     match Arc::try_unwrap(wal) {
         Ok(w) => tokio::task::spawn_blocking(move || w.close())

@@ -24,6 +24,7 @@
 mod find;
 mod glob;
 mod load;
+pub mod tag_log;
 pub mod tags;
 mod tree;
 
