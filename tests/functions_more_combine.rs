@@ -505,6 +505,11 @@ fn events_is_refused() {
     let (cs, _, cb, _) = statuses("events(\"deploy\")");
     assert_eq!(cs, 400);
     assert!(cb.contains("events"), "{cb}");
+    // graphite-web 1.1.10 has no aliasByPostgres (later versions do, with a database): a 400
+    // that names it.
+    let (cs, _, cb, _) = statuses("aliasByPostgres(st.a, \"host\")");
+    assert_eq!(cs, 400);
+    assert!(cb.contains("aliasByPostgres"), "{cb}");
 }
 
 #[test]
