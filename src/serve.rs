@@ -259,7 +259,9 @@ impl StopSignals {
 struct IndexSink {
     index: Arc<Index>,
     tags: Arc<crate::index::tags::TagIndex>,
-    seen: parking_lot::RwLock<std::collections::HashSet<u64>>,
+    /// Hashes of the names already handed to the index. The hash is its own key in the
+    /// table, so a lookup costs one hash of the name and no second hashing of the u64.
+    seen: parking_lot::RwLock<hashbrown::HashTable<u64>>,
     hasher: foldhash::fast::FixedState,
 }
 
@@ -268,23 +270,58 @@ impl IndexSink {
         IndexSink {
             index,
             tags,
-            seen: parking_lot::RwLock::new(std::collections::HashSet::new()),
+            seen: parking_lot::RwLock::new(hashbrown::HashTable::new()),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed_ca7b),
         }
+    }
+
+    fn hash(&self, name: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(name)
     }
 }
 
 impl receiver::NameSink for IndexSink {
     fn accepted(&self, name: &str) {
-        use std::hash::BuildHasher;
-        let h = self.hasher.hash_one(name);
-        if self.seen.read().contains(&h) {
+        let h = self.hash(name);
+        if self.seen.read().find(h, |&x| x == h).is_some() {
             return;
         }
-        if self.index.insert(name) && crate::ingest::name::is_tagged(name) {
+        self.index.insert(name);
+        // Also when the file exists: a data directory from carbon or go-carbon, or a
+        // registration the tag log lost in a crash, is known again from the next point on, as
+        // carbon re-registers the series it writes.
+        if crate::ingest::name::is_tagged(name) {
             let _ = self.tags.insert(name);
         }
-        self.seen.write().insert(h);
+        let mut seen = self.seen.write();
+        if seen.find(h, |&x| x == h).is_none() {
+            seen.insert_unique(h, h, |&x| x);
+        }
+    }
+
+    /// One shared lock for the whole batch; only names not seen before go on to the index.
+    fn accepted_all(&self, names: &mut dyn Iterator<Item = &str>) {
+        let mut new = Vec::new();
+        {
+            let seen = self.seen.read();
+            let mut previous = None;
+            for name in names {
+                // Runs of one metric (a client sending a metric's points together) cost one
+                // comparison each.
+                if previous == Some(name) {
+                    continue;
+                }
+                previous = Some(name);
+                let h = self.hash(name);
+                if seen.find(h, |&x| x == h).is_none() {
+                    new.push(name);
+                }
+            }
+        }
+        for name in new {
+            self.accepted(name);
+        }
     }
 }
 

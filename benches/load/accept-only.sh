@@ -12,6 +12,8 @@
 #
 # Knobs (environment):
 #   METRICS=100000 POINTS=10 CONNECTIONS=4 PROTOCOL=plaintext|pickle
+#   FSYNC=batch|interval|off     the write-ahead log's policy (default batch, Carbide's default)
+#   EXTRA="--json"               more carbide-bench arguments
 #   CARBIDE=target/release/carbide BENCH=target/release/carbide-bench   (built if missing)
 #   PORTS="24003 24004 24080"   line, pickle and HTTP ports on 127.0.0.1
 #   KEEP=1                       keep the temp directory
@@ -23,6 +25,7 @@ METRICS=${METRICS:-100000}
 POINTS=${POINTS:-10}
 CONNECTIONS=${CONNECTIONS:-4}
 PROTOCOL=${PROTOCOL:-plaintext}
+FSYNC=${FSYNC:-batch}
 CARBIDE=${CARBIDE:-$ROOT/target/release/carbide}
 BENCH=${BENCH:-$ROOT/target/release/carbide-bench}
 read -r LINE PICKLE HTTP <<<"${PORTS:-24003 24004 24080}"
@@ -49,6 +52,7 @@ mkdir -p "$WORK/data" "$WORK/schemas"
 cp "$HERE/storage-schemas.conf" "$WORK/schemas/"
 cp "$HERE/carbide.toml" "$WORK/carbide.toml"
 printf '\n[persist]\nsparse_create = true\nmax_updates_per_second = 1\n' >>"$WORK/carbide.toml"
+printf '\n[wal]\nfsync = "%s"\n' "$FSYNC" >>"$WORK/carbide.toml"
 
 "$CARBIDE" serve --config "$WORK/carbide.toml" --data-dir "$WORK/data" --schemas "$WORK/schemas" \
     --line-tcp "127.0.0.1:$LINE" --line-udp off --pickle "127.0.0.1:$PICKLE" \
@@ -66,4 +70,5 @@ if [ "$PROTOCOL" = pickle ]; then
     args+=(--pickle)
 fi
 "$BENCH" --addr "127.0.0.1:$port" --http "127.0.0.1:$HTTP" --metrics "$METRICS" \
-    --points "$POINTS" --connections "$CONNECTIONS" --pid "$SERVER_PID" --accept-only "${args[@]}"
+    --points "$POINTS" --connections "$CONNECTIONS" --pid "$SERVER_PID" --accept-only "${args[@]}" \
+    ${EXTRA:-}

@@ -17,6 +17,12 @@
 #                                            are 125 GB, so SPARSE=0 is refused when the disk
 #                                            lacks room.
 #   ONLY=carbon|carbide                      run one server only
+#   ACCEPT_ONLY=1                            accepted points/s only (carbide-bench --accept-only):
+#                                            carbon-cache = it closed after the client's EOF;
+#                                            carbide = /stats received, writers held back as in
+#                                            accept-only.sh; nothing is persisted or verified
+#   FSYNC=batch|interval|off                 carbide's write-ahead log policy (default batch)
+#   CARBIDE=… BENCH=…                        other builds (default target/release/…)
 #   KEEP=1                                   keep the temp directory (logs, JSON, data)
 #   WORK_ROOT=/tmp                           where the temp directory (and all data) goes
 #   CARBON_PORTS="12003 12004 12002"         line, pickle, cache-query ports for carbon-cache
@@ -51,6 +57,10 @@ log() { printf '== %s\n' "$*" >&2; }
 # Stops only the server this script started, by its pid.
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
+    # Accept-only runs measured nothing that a clean stop (writing every cached point) adds.
+    if [ "${ACCEPT_ONLY:-0}" = 1 ]; then
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
     if kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 600); do
@@ -92,6 +102,7 @@ bench_args() {
     local args=(--metrics "$METRICS" --points "$POINTS" --connections "$CONNECTIONS"
         --timeout "$TIMEOUT" --json)
     [ "$PROTOCOL" = pickle ] && args+=(--pickle)
+    [ "${ACCEPT_ONLY:-0}" = 1 ] && args+=(--accept-only)
     printf '%s\n' "${args[@]}"
 }
 
@@ -123,8 +134,8 @@ install_carbon() {
     }
 }
 
-BENCH="$ROOT/target/release/carbide-bench"
-CARBIDE="$ROOT/target/release/carbide"
+BENCH=${BENCH:-$ROOT/target/release/carbide-bench}
+CARBIDE=${CARBIDE:-$ROOT/target/release/carbide}
 
 run_carbon() {
     local dir="$WORK/carbon"
@@ -157,7 +168,9 @@ run_carbon() {
     log "carbide-bench → carbon-cache (pid $SERVER_PID)"
     local rc=0
     mapfile -t args < <(bench_args)
-    "$BENCH" --addr "127.0.0.1:$port" --verify-dir "$dir/storage/whisper" --pid "$SERVER_PID" \
+    local verify=(--verify-dir "$dir/storage/whisper")
+    [ "${ACCEPT_ONLY:-0}" = 1 ] && verify=()
+    "$BENCH" --addr "127.0.0.1:$port" "${verify[@]}" --pid "$SERVER_PID" \
         "${args[@]}" >"$WORK/carbon.json" || rc=$?
     stop_server
     return $rc
@@ -171,6 +184,9 @@ run_carbide() {
     local sparse=false
     [ "$SPARSE" = 1 ] && sparse=true
     printf '\n[persist]\nsparse_create = %s\n' "$sparse" >>"$dir/carbide.toml"
+    # Writers held back, as in accept-only.sh: only the receive path is measured.
+    [ "${ACCEPT_ONLY:-0}" = 1 ] && printf 'max_updates_per_second = 1\n' >>"$dir/carbide.toml"
+    printf '\n[wal]\nfsync = "%s"\n' "${FSYNC:-batch}" >>"$dir/carbide.toml"
     local port=$K_LINE
     [ "$PROTOCOL" = pickle ] && port=$K_PICKLE
     for p in $K_LINE $K_PICKLE $K_HTTP; do
@@ -214,6 +230,8 @@ def rate(r, phase):
     if r is None:
         return None, "not run"
     p = r[phase]
+    if p.get("method", "").startswith("not measured"):
+        return None, "not measured"
     if not p.get("finished"):
         return None, f"did not finish in {timeout} s"
     v = p["points_per_second"]
@@ -258,8 +276,10 @@ EOF
 
 check_disk
 log "load: $METRICS metrics × $POINTS points, $CONNECTIONS connections, $PROTOCOL, sparse=$SPARSE"
-log "building carbide (release)"
-(cd "$ROOT" && cargo build --release --bins --quiet)
+if [ "$CARBIDE" = "$ROOT/target/release/carbide" ] || [ "$BENCH" = "$ROOT/target/release/carbide-bench" ]; then
+    log "building carbide (release)"
+    (cd "$ROOT" && cargo build --release --bins --quiet)
+fi
 
 status=0
 if [ "$ONLY" != carbide ]; then

@@ -161,14 +161,81 @@ pub fn parse_datagram_line(line: &str, now: f64) -> Result<Option<Point<'_>>, Li
     parse_text(line, now, Transport::Udp)
 }
 
+/// Parses one line of a TCP stream that is already known to be UTF-8 (the receiver checks a
+/// whole read at once rather than line by line); otherwise the same as [`parse_line_ref`].
+#[inline]
+pub fn parse_line_str(text: &str, now: f64) -> Result<Option<Point<'_>>, LineError> {
+    parse_text(text, now, Transport::Tcp)
+}
+
+/// The three fields of the usual line, `name SP value SP timestamp` with an optional final
+/// `\r`, found in one pass; `None` for anything else (other whitespace, runs of spaces,
+/// non-ASCII bytes, control characters), which the general Unicode split then handles. On
+/// lines it accepts it gives exactly what `str.split()` gives.
+#[inline]
+fn split_simple(text: &str) -> Option<(&str, &str, &str)> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let b = text.as_bytes();
+    let end = match b.last() {
+        Some(b'\r') => b.len() - 1,
+        _ => b.len(),
+    };
+    let body = b.get(..end)?;
+    let mut spaces = [0usize; 2];
+    let mut n = 0usize;
+    let mut note = |i: usize, c: u8| -> Option<()> {
+        if c != b' ' {
+            return None;
+        }
+        *spaces.get_mut(n)? = i;
+        n += 1;
+        Some(())
+    };
+    // Eight bytes at a time: flag every byte that is not 0x21..=0x7f (its low seven bits
+    // below 0x21, or its high bit set). `(x | HI) - 0x21…` cannot borrow across bytes, so
+    // the flags are exact; only the few flagged bytes (the two spaces) are looked at.
+    let mut words = body.chunks_exact(8);
+    let mut base = 0usize;
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let x = u64::from_le_bytes(a);
+        let mut flags = (!((x | HI).wrapping_sub(LO * 0x21)) | x) & HI;
+        while flags != 0 {
+            let k = (flags.trailing_zeros() / 8) as usize;
+            note(base + k, *a.get(k)?)?;
+            flags &= flags - 1;
+        }
+        base += 8;
+    }
+    for (k, &c) in words.remainder().iter().enumerate() {
+        if !(0x21..=0x7f).contains(&c) {
+            note(base + k, c)?;
+        }
+    }
+    let [a, z] = spaces;
+    // Exactly two single spaces with something on each side.
+    if n != 2 || a == 0 || z == a + 1 || z + 1 == end {
+        return None;
+    }
+    Some((text.get(..a)?, text.get(a + 1..z)?, text.get(z + 1..end)?))
+}
+
 #[inline]
 fn parse_text(text: &str, now: f64, transport: Transport) -> Result<Option<Point<'_>>, LineError> {
-    let mut fields = python::text::split(text);
-    let (Some(name), Some(value), Some(timestamp), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        let n = python::text::split(text).count();
-        return Err(LineError::Invalid(Reason::FieldCount(n)));
+    let (name, value, timestamp) = match split_simple(text) {
+        Some(fields) => fields,
+        None => {
+            let mut fields = python::text::split(text);
+            let (Some(name), Some(value), Some(timestamp), None) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                let n = python::text::split(text).count();
+                return Err(LineError::Invalid(Reason::FieldCount(n)));
+            };
+            (name, value, timestamp)
+        }
     };
     // carbon converts the timestamp first; both failures are the same ValueError to it.
     let timestamp =
@@ -363,44 +430,88 @@ impl LineFramer {
     where
         F: FnMut(&[u8]) -> ControlFlow<()>,
     {
+        self.feed_at(chunk, |line, _| on_line(line))
+    }
+
+    /// Frames and parses one read's bytes, checking UTF-8 once for the whole read instead of
+    /// once per line: a line that lies whole in a valid stretch of `chunk` is valid too, as
+    /// `\n` never occurs inside a multi-byte character. `on_line` gets each line's bytes (for
+    /// the log) and what [`parse_line_ref`] makes of it; everything else is as in
+    /// [`LineFramer::feed`].
+    pub fn feed_parsed<F>(
+        &mut self,
+        chunk: &[u8],
+        now: f64,
+        mut on_line: F,
+    ) -> Result<(), FrameError>
+    where
+        F: FnMut(&[u8], Result<Option<Point<'_>>, LineError>) -> ControlFlow<()>,
+    {
+        let valid = match std::str::from_utf8(chunk) {
+            Ok(text) => text,
+            // Only the valid prefix is used; its own check cannot fail.
+            Err(e) => chunk
+                .get(..e.valid_up_to())
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+        };
+        self.feed_at(chunk, |line, start| {
+            let text = start.and_then(|s| valid.get(s..s + line.len()));
+            let parsed = match text {
+                Some(t) => parse_text(t, now, Transport::Tcp),
+                None => parse_line_ref(line, now),
+            };
+            on_line(line, parsed)
+        })
+    }
+
+    /// [`LineFramer::feed`], also telling where each line starts in `chunk` (`None` for a
+    /// line put together from two reads).
+    #[inline]
+    fn feed_at<F>(&mut self, chunk: &[u8], mut on_line: F) -> Result<(), FrameError>
+    where
+        F: FnMut(&[u8], Option<usize>) -> ControlFlow<()>,
+    {
         if self.closed {
             return Err(FrameError::Closed);
         }
         let max = self.max_line;
-        let mut rest = chunk;
+        let mut pos = 0usize;
         if !self.partial.is_empty() {
-            let Some(nl) = find_newline(rest) else {
-                let len = self.partial.len().saturating_add(rest.len());
+            let Some(nl) = find_newline(chunk) else {
+                let len = self.partial.len().saturating_add(chunk.len());
                 if len > max {
                     return Err(self.fail(FrameError::Unterminated { len, max }));
                 }
-                self.partial.extend_from_slice(rest);
+                self.partial.extend_from_slice(chunk);
                 return Ok(());
             };
-            let head = rest.get(..nl).unwrap_or_default();
+            let head = chunk.get(..nl).unwrap_or_default();
             let len = self.partial.len().saturating_add(head.len());
             if len > max {
                 return Err(self.fail(FrameError::LineTooLong { len, max }));
             }
             self.partial.extend_from_slice(head);
-            let flow = on_line(&self.partial);
+            let flow = on_line(&self.partial, None);
             self.partial.clear();
             if flow.is_break() {
                 self.closed = true;
                 return Ok(());
             }
-            rest = rest.get(nl + 1..).unwrap_or_default();
+            pos = nl + 1;
         }
+        let mut rest = chunk.get(pos..).unwrap_or_default();
         while let Some(nl) = find_newline(rest) {
             let line = rest.get(..nl).unwrap_or_default();
             if line.len() > max {
                 let len = line.len();
                 return Err(self.fail(FrameError::LineTooLong { len, max }));
             }
-            if on_line(line).is_break() {
+            if on_line(line, Some(pos)).is_break() {
                 self.closed = true;
                 return Ok(());
             }
+            pos += nl + 1;
             rest = rest.get(nl + 1..).unwrap_or_default();
         }
         if rest.len() > max {
@@ -598,6 +709,65 @@ mod tests {
         let mut f = LineFramer::new();
         assert_eq!(frame(&mut f, b"a 1 2").1, Ok(()));
         assert_eq!(f.finish(), 5);
+    }
+
+    #[test]
+    fn simple_split_agrees_with_python_split() {
+        let lines = [
+            "a 1 2",
+            "a 1 2\r",
+            "a  1 2",
+            " a 1 2",
+            "a 1 2 ",
+            "a 1",
+            "a 1 2 3",
+            "a\t1 2",
+            "a 1 2\r\r",
+            "é 1 2",
+            "a\x0b1 2",
+            "a 1 \r",
+            "a\u{a0}1 2",
+            "a 1 2\x7f",
+            "\r",
+            "",
+            "a\x01 1 2",
+            "a 1\r2",
+        ];
+        for line in lines {
+            let general: Vec<&str> = python::text::split(line).collect();
+            if let Some((a, b, c)) = split_simple(line) {
+                assert_eq!(general, [a, b, c], "{line:?}");
+            }
+        }
+        assert!(split_simple("servers.a.b 12.5 1700000000\r").is_some());
+    }
+
+    #[test]
+    fn feed_parsed_matches_feed() {
+        let mut bytes = "a 1 2\nbad\n\u{e9}.x 3 4\r\nb 1 ".as_bytes().to_vec();
+        bytes.extend_from_slice(b"\xff\nc 5 6\n");
+        bytes.extend_from_slice("d\u{e9} 7 8\n".as_bytes());
+        bytes.extend_from_slice(b"e 1 2\n\xffz 1 2\nf 3 4\n");
+        for split in 0..bytes.len() {
+            let (a, b) = bytes.split_at(split);
+            let mut one = LineFramer::new();
+            let mut two = LineFramer::new();
+            let mut expect = Vec::new();
+            let mut got = Vec::new();
+            for chunk in [a, b] {
+                one.feed(chunk, |l| {
+                    expect.push((l.to_vec(), parse_line(l, 9.0)));
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+                two.feed_parsed(chunk, 9.0, |l, p| {
+                    got.push((l.to_vec(), p.map(|p| p.map(|p| p.to_datapoint()))));
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            }
+            assert_eq!(got, expect, "split at {split}");
+        }
     }
 
     #[test]

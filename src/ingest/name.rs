@@ -20,6 +20,7 @@
 //!
 //! Only carbon's default `TAG_HASH_FILENAMES = True` layout is produced for tagged series.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -301,14 +302,90 @@ pub fn parse_error_message(raw: &str, err: &TagError) -> String {
 /// The name Carbide stores a received name under: carbon's canonical form, refused where
 /// carbon would keep an unparseable name or map it to a surprising file (module doc).
 pub fn clean(raw: &str) -> Result<String, NameError> {
+    clean_cow(raw).map(Cow::into_owned)
+}
+
+/// [`clean`] without allocating for a name that is already canonical and valid, which is
+/// nearly every name a receiver sees: the hot path of ingestion calls this once per point.
+pub fn clean_cow(raw: &str) -> Result<Cow<'_, str>, NameError> {
+    if is_plain_valid(raw.as_bytes()) {
+        return Ok(Cow::Borrowed(raw));
+    }
     // Checked first so a huge name is not parsed and formatted before being refused.
     if raw.len() > MAX_NAME_BYTES {
         return Err(NameError::TooLong(raw.len()));
     }
     let canonical = canonicalize(raw).map_err(NameError::Tag)?;
     check(&canonical)?;
-    Ok(canonical)
+    Ok(Cow::Owned(canonical))
 }
+
+/// One pass over a name that settles the common case: true only when the name is untagged
+/// and its own canonical form (no `;`, no `{`, no leading `~`, so carbon's parse returns it
+/// unchanged) and [`check`] accepts it. Anything else, valid or not, is left to the full
+/// path, which also words the error.
+#[inline]
+fn is_plain_valid(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > MAX_NAME_BYTES || b[0] == b'~' {
+        return false;
+    }
+    if b.len() <= MAX_NODE_BYTES - WSP.len() {
+        return is_plain_valid_short(b);
+    }
+    let mut node_start = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        match PLAIN_CLASS[usize::from(c)] {
+            0 => {}
+            1 => {
+                let len = i - node_start;
+                if len == 0 || len > MAX_NODE_BYTES {
+                    return false;
+                }
+                // `_tagged.…`: the reserved tree (the full path words the refusal).
+                if node_start == 0 && &b[..i] == TAGGED_DIR.as_bytes() {
+                    return false;
+                }
+                node_start = i + 1;
+            }
+            _ => return false,
+        }
+    }
+    let last = b.len() - node_start;
+    last != 0 && last <= MAX_NODE_BYTES - WSP.len()
+}
+
+/// [`is_plain_valid`] for a name no longer than the last node may be, where no node can be
+/// too long: what is left to find are the forbidden bytes and empty nodes (a `.` first, last
+/// or next to another), which branch-free folds over the bytes find without a loop-carried
+/// state, so the compiler can take many bytes at a time.
+#[inline]
+fn is_plain_valid_short(b: &[u8]) -> bool {
+    let forbidden = b.iter().fold(false, |acc, &c| {
+        acc | (c == b';') | (c == b'{') | (c == b'/') | (c == 0)
+    });
+    let tail = b.get(1..).unwrap_or_default();
+    let double_dot = b
+        .iter()
+        .zip(tail)
+        .fold(false, |acc, (&x, &y)| acc | ((x == b'.') & (y == b'.')));
+    let reserved = b.len() > TAGGED_DIR.len()
+        && b.starts_with(TAGGED_DIR.as_bytes())
+        && b.get(TAGGED_DIR.len()) == Some(&b'.');
+    !(forbidden || double_dot || reserved || b.first() == Some(&b'.') || b.last() == Some(&b'.'))
+}
+
+/// What [`is_plain_valid`] makes of each byte: 0 ordinary, 1 the node separator `.`, 2 a
+/// byte that needs the full path (`;`, `{`, `/`, NUL). One table load a byte instead of a
+/// chain of comparisons.
+const PLAIN_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'.' as usize] = 1;
+    t[b';' as usize] = 2;
+    t[b'{' as usize] = 2;
+    t[b'/' as usize] = 2;
+    t[0] = 2;
+    t
+};
 
 /// Is this (canonical) name a tagged series? carbon's test: it contains `;`.
 pub fn is_tagged(name: &str) -> bool {
@@ -483,6 +560,63 @@ mod tests {
         assert!(check(&format!("{}.a", "x".repeat(255))).is_ok());
         assert!(check(&format!("{}.a", "x".repeat(256))).is_err());
         assert!(clean(&"a.".repeat(3000)).is_err());
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_full_one() {
+        let long_node = "x".repeat(255);
+        let long_last = "x".repeat(252);
+        let names = [
+            "a.b",
+            "a",
+            "~a.b",
+            "a..b",
+            ".a",
+            "a.",
+            "a/b",
+            "a\0b",
+            "_tagged.x",
+            "_tagged",
+            "x._tagged.y",
+            "_taggedx.y",
+            "_tagged.",
+            ".",
+            "..",
+            "a.b..",
+            "a.b.c.d.e.f.g.h.i.j",
+            "servers.web01.cpu;x=1",
+            "a.b/c",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa..b",
+            "~",
+            "a~.b",
+            "a;b=1",
+            "x{a=\"1\"}",
+            "x{y",
+            "é.ü",
+            "a b.c",
+            "",
+        ];
+        let mut all: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        all.push(format!("{long_node}.a"));
+        all.push(format!("{long_node}x.a"));
+        all.push(long_last.clone());
+        all.push(long_last[1..].to_string());
+        all.push("a.".repeat(2049));
+        all.push(format!("{}b", "a.".repeat(2047)));
+        for name in &all {
+            let full = canonicalize(name)
+                .map_err(NameError::Tag)
+                .and_then(|c| check(&c).map(|()| c));
+            let full = if name.len() > MAX_NAME_BYTES {
+                Err(NameError::TooLong(name.len()))
+            } else {
+                full
+            };
+            assert_eq!(clean(name), full, "{name:?}");
+            if is_plain_valid(name.as_bytes()) {
+                assert_eq!(full.as_deref(), Ok(name.as_str()), "{name:?}");
+            }
+        }
     }
 
     #[test]

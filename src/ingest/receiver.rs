@@ -23,8 +23,8 @@ use tokio::task::JoinSet;
 use super::line::{self, LineFramer};
 use super::name;
 use super::pickle::{self, FrameDecoder, FrameError, Limits};
-use crate::cache::Cache;
-use crate::wal::{Point, Wal};
+use crate::cache::{Cache, CachePoint};
+use crate::wal::{Point, PointRef, Wal};
 
 /// Counters of what the receivers saw (carbon's metricsReceived and ours).
 #[derive(Default, Debug)]
@@ -96,6 +96,82 @@ pub struct Intake {
 /// its first point is accepted (implementations make a known name cheap).
 pub trait NameSink: Send + Sync {
     fn accepted(&self, name: &str);
+
+    /// The names of one accepted batch, in order (a name may repeat). Implementations that
+    /// take a lock per call should take it once here.
+    fn accepted_all(&self, names: &mut dyn Iterator<Item = &str>) {
+        for name in names {
+            self.accepted(name);
+        }
+    }
+}
+
+/// The accepted points of one read (or frame, or datagram) on their way to the log and the
+/// cache. The cleaned names sit back to back in one string, and a run of points of one metric
+/// shares one copy, so a batch costs a handful of allocations whatever its size, and a
+/// connection keeps its batch's capacity from one read to the next: no allocation per point.
+#[derive(Debug, Default)]
+pub struct Batch {
+    names: String,
+    points: Vec<Slot>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    start: usize,
+    end: usize,
+    timestamp: f64,
+    value: f64,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Empties the batch, keeping its memory.
+    pub fn clear(&mut self) {
+        self.names.clear();
+        self.points.clear();
+    }
+
+    fn push(&mut self, name: &str, timestamp: f64, value: f64) {
+        let (start, end) = match self.points.last() {
+            Some(last) if self.names.get(last.start..last.end) == Some(name) => {
+                (last.start, last.end)
+            }
+            _ => {
+                let start = self.names.len();
+                self.names.push_str(name);
+                (start, self.names.len())
+            }
+        };
+        self.points.push(Slot {
+            start,
+            end,
+            timestamp,
+            value,
+        });
+    }
+
+    /// The points as `(name, timestamp, value)`, which both the log and the cache take.
+    pub fn views(&self) -> Vec<(&str, f64, f64)> {
+        self.points
+            .iter()
+            .map(|p| {
+                let name = self.names.get(p.start..p.end).unwrap_or_default();
+                (name, p.timestamp, p.value)
+            })
+            .collect()
+    }
 }
 
 /// The current time as carbon takes it (`time.time()`).
@@ -135,15 +211,8 @@ impl Intake {
     }
 
     /// Checks one parsed point and adds it to `batch`, or counts and logs why not.
-    fn admit(
-        &self,
-        batch: &mut Vec<Point>,
-        raw_name: &str,
-        timestamp: f64,
-        value: f64,
-        peer: &str,
-    ) {
-        let name = match name::clean(raw_name) {
+    pub fn admit(&self, batch: &mut Batch, raw_name: &str, timestamp: f64, value: f64, peer: &str) {
+        let name = match name::clean_cow(raw_name) {
             Ok(n) => n,
             Err(e) => {
                 self.stats.bad_names.fetch_add(1, Ordering::Relaxed);
@@ -161,25 +230,33 @@ impl Intake {
             });
             return;
         }
-        batch.push(Point {
-            name,
-            timestamp,
-            value,
-        });
+        batch.push(&name, timestamp, value);
     }
 
     /// Makes a batch durable in the log, then visible in the cache.
     pub async fn deliver(&self, batch: Vec<Point>, peer: &str) {
+        self.deliver_points(&batch, peer).await;
+    }
+
+    /// [`Intake::deliver`] for a [`Batch`].
+    pub async fn deliver_batch(&self, batch: &Batch, peer: &str) {
         if batch.is_empty() {
             return;
         }
-        match self.wal.append(&batch).await {
+        let views = batch.views();
+        self.deliver_points(&views, peer).await;
+    }
+
+    /// One log record and one cache insert for the whole batch; the counters move once.
+    async fn deliver_points<P: PointRef + CachePoint + Sync>(&self, batch: &[P], peer: &str) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.wal.append(batch).await {
             Ok(lsn) => {
-                self.cache.insert_batch(&batch, lsn.segment as u32);
+                self.cache.insert_batch(batch, lsn.segment as u32);
                 if let Some(sink) = &self.names {
-                    for p in batch.iter() {
-                        sink.accepted(crate::cache::CachePoint::name(p));
-                    }
+                    sink.accepted_all(&mut batch.iter().map(|p| PointRef::name(p)));
                 }
                 self.stats
                     .received
@@ -203,8 +280,22 @@ impl Intake {
     }
 }
 
-/// Reads at most this much per socket read.
+/// The first read buffer of a connection.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// How far a busy connection's read buffer grows. A read that fills the buffer means the
+/// client has more queued, so the buffer doubles: a read is one batch, one log record and
+/// one fsync share (policy `batch`), and while a connection waits for its fsync the kernel
+/// queues what the client sends on, so bigger reads are what lets a connection keep up.
+const MAX_READ_BUFFER: usize = 256 * 1024;
+
+/// Doubles `buf` (up to [`MAX_READ_BUFFER`]) after a read that filled it.
+fn grow_after(buf: &mut Vec<u8>, read: usize) {
+    if read == buf.len() && buf.len() < MAX_READ_BUFFER {
+        let len = (buf.len() * 2).min(MAX_READ_BUFFER);
+        buf.resize(len, 0);
+    }
+}
 
 /// Accepts connections until `shutdown`, running `handler` for each on its own task; on
 /// shutdown waits for the open connections to finish their current batch.
@@ -287,18 +378,21 @@ async fn line_connection(
     tracing::debug!("plaintext connection from {peer}");
     let mut buf = vec![0u8; READ_BUFFER];
     let mut framer = LineFramer::new();
+    let mut batch = Batch::new();
     while let Some(n) = read_chunk(&mut stream, &mut buf, &intake, &mut shutdown).await {
         let now = now_float();
-        let mut batch = Vec::new();
-        let framed = framer.feed(&buf[..n], |text| {
-            match line::parse_line_ref(text, now) {
+        batch.clear();
+        let chunk = buf.get(..n).unwrap_or_default();
+        let framed = framer.feed_parsed(chunk, now, |text, parsed| {
+            match parsed {
                 Ok(Some(p)) => intake.admit(&mut batch, p.name, p.timestamp, p.value, &peer),
                 Ok(None) => {}
                 Err(_) => intake.bad_line(&peer, text),
             }
             ControlFlow::Continue(())
         });
-        intake.deliver(batch, &peer).await;
+        intake.deliver_batch(&batch, &peer).await;
+        grow_after(&mut buf, n);
         if let Err(e) = framed {
             intake.stats.bad_lines.fetch_add(1, Ordering::Relaxed);
             intake
@@ -327,10 +421,12 @@ async fn pickle_connection(
     let mut buf = vec![0u8; READ_BUFFER];
     let mut frames = FrameDecoder::new(max_frame);
     let limits = Limits::for_frame(max_frame);
+    let mut batch = Batch::new();
     while let Some(n) = read_chunk(&mut stream, &mut buf, &intake, &mut shutdown).await {
-        let mut batch = Vec::new();
+        batch.clear();
         let mut close = false;
-        let fed = frames.feed(&buf[..n], |payload| {
+        let chunk = buf.get(..n).unwrap_or_default();
+        let fed = frames.feed(chunk, |payload| {
             let outcome = pickle::decode_frame(payload, &limits);
             for p in &outcome.points {
                 intake.admit(&mut batch, &p.metric, p.timestamp, p.value, &peer);
@@ -367,7 +463,8 @@ async fn pickle_connection(
                 }
             }
         });
-        intake.deliver(batch, &peer).await;
+        intake.deliver_batch(&batch, &peer).await;
+        grow_after(&mut buf, n);
         if let Err(e) = fed {
             intake.stats.bad_pickles.fetch_add(1, Ordering::Relaxed);
             intake
@@ -410,6 +507,7 @@ pub async fn serve_line_udp(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 65536];
+    let mut batch = Batch::new();
     // No waiting for room here: a datagram not read is a datagram the kernel drops, so UDP
     // points are taken even past the cache bound (carbon's flow control skips UDP as well).
     loop {
@@ -431,10 +529,10 @@ pub async fn serve_line_udp(
                 .limiter
                 .log(|| line::invalid_datagram_line_message(&host, &r.line));
         }
-        let mut batch = Vec::with_capacity(points.len());
+        batch.clear();
         for p in &points {
             intake.admit(&mut batch, &p.name, p.timestamp, p.value, &host);
         }
-        intake.deliver(batch, &host).await;
+        intake.deliver_batch(&batch, &host).await;
     }
 }

@@ -4,7 +4,7 @@
 //! each other and are tested together; nothing here touches a file. Every decoder checks
 //! every bound, because its input comes from disk and may be torn, flipped or not ours.
 
-use super::Point;
+use super::{Point, PointRef};
 
 /// First bytes of every segment file. The trailing newline catches text-mode mangling.
 pub const MAGIC: [u8; 8] = *b"CARBWAL\n";
@@ -56,25 +56,31 @@ pub fn check_header(bytes: &[u8]) -> HeaderCheck {
 /// Frames `points` as one record (length, crc, payload). Done by the submitting task, not
 /// the writer thread, so that encoding and checksumming spread over all cores and the
 /// writer only copies bytes.
-pub fn encode_record(points: &[Point]) -> Result<Vec<u8>, usize> {
-    let estimate = FRAME_LEN + 4 + points.iter().map(|p| p.name.len() + 2 + 16).sum::<usize>();
+pub fn encode_record<P: PointRef>(points: &[P]) -> Result<Vec<u8>, usize> {
+    let estimate = FRAME_LEN
+        + 4
+        + points
+            .iter()
+            .map(|p| p.name().len() + 2 + 16)
+            .sum::<usize>();
     let mut out = Vec::with_capacity(estimate);
     out.extend_from_slice(&[0u8; FRAME_LEN]);
     // A count that does not fit u32 would be refused by the payload limit anyway.
     out.extend_from_slice(&(points.len() as u32).to_le_bytes());
     let mut previous: Option<&str> = None;
     for p in points {
-        if previous == Some(p.name.as_str()) {
+        let name = p.name();
+        if previous == Some(name) {
             // Tag 0 repeats the previous name: carbon batches often carry many points of
             // one metric, and this keeps them at 17 bytes each without a dictionary.
             out.push(0);
         } else {
-            put_varint(&mut out, p.name.len() as u64 + 1);
-            out.extend_from_slice(p.name.as_bytes());
-            previous = Some(p.name.as_str());
+            put_varint(&mut out, name.len() as u64 + 1);
+            out.extend_from_slice(name.as_bytes());
+            previous = Some(name);
         }
-        out.extend_from_slice(&p.timestamp.to_le_bytes());
-        out.extend_from_slice(&p.value.to_le_bytes());
+        out.extend_from_slice(&p.timestamp().to_le_bytes());
+        out.extend_from_slice(&p.value().to_le_bytes());
     }
     let payload_len = out.len() - FRAME_LEN;
     if payload_len > MAX_PAYLOAD_LEN || points.len() > u32::MAX as usize {

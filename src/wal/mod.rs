@@ -98,6 +98,39 @@ pub struct Point {
     pub value: f64,
 }
 
+/// A point as a caller holds it. The log encodes a record straight from such views, so a
+/// receiver can hand over names that borrow from its own buffers instead of building an owned
+/// [`Point`] (one allocation each) per point.
+pub trait PointRef {
+    fn name(&self) -> &str;
+    fn timestamp(&self) -> f64;
+    fn value(&self) -> f64;
+}
+
+impl PointRef for Point {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn timestamp(&self) -> f64 {
+        self.timestamp
+    }
+    fn value(&self) -> f64 {
+        self.value
+    }
+}
+
+impl<S: AsRef<str>> PointRef for (S, f64, f64) {
+    fn name(&self) -> &str {
+        self.0.as_ref()
+    }
+    fn timestamp(&self) -> f64 {
+        self.1
+    }
+    fn value(&self) -> f64 {
+        self.2
+    }
+}
+
 /// Where a record sits in the log. Orders as the log does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn {
@@ -326,9 +359,9 @@ impl Wal {
     /// policy, with its position; only then do the points count as received. Encoding
     /// happens here, before the first await, so the future borrows nothing. Dropping the
     /// future does not withdraw the batch once it is queued.
-    pub fn append(
+    pub fn append<P: PointRef>(
         &self,
-        points: &[Point],
+        points: &[P],
     ) -> impl Future<Output = Result<Lsn, WalError>> + Send + 'static {
         let record = format::encode_record(points).map_err(WalError::TooLarge);
         let n_points = points.len() as u64;
@@ -358,7 +391,7 @@ impl Wal {
 
     /// [`Wal::append`] for threads outside an async runtime (tests, tools). Blocks the
     /// calling thread; do not call it on a tokio worker.
-    pub fn append_blocking(&self, points: &[Point]) -> Result<Lsn, WalError> {
+    pub fn append_blocking<P: PointRef>(&self, points: &[P]) -> Result<Lsn, WalError> {
         block_on(self.append(points))
     }
 
