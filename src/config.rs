@@ -159,10 +159,17 @@ pub struct PersistConfig {
     pub lock_writes: bool,
     /// carbon's WHISPER_AUTOFLUSH.
     pub autoflush: bool,
-    /// carbon's WHISPER_SPARSE_CREATE.
+    /// carbon's WHISPER_SPARSE_CREATE: new files are holes, allocated as they are written.
+    /// Wins over `fallocate_create` (with carbon, fallocate wins): asking for sparse files
+    /// must not allocate them in full because of a default.
     pub sparse_create: bool,
-    /// carbon's WHISPER_FALLOCATE_CREATE.
+    /// carbon's WHISPER_FALLOCATE_CREATE, on as in the carbon.conf carbon ships: a new file's
+    /// data area is allocated with one `fallocate` instead of written with zeros.
     pub fallocate_create: bool,
+    /// Whisper files each writer keeps open between writes (least recently used closed
+    /// first); 0 closes every file after its write. Unset: the soft open file limit is raised
+    /// to the hard one, and a quarter of it is shared by the writers, at most 65536 each.
+    pub open_files_per_worker: Option<usize>,
 }
 
 impl Default for PersistConfig {
@@ -174,7 +181,8 @@ impl Default for PersistConfig {
             lock_writes: false,
             autoflush: false,
             sparse_create: false,
-            fallocate_create: false,
+            fallocate_create: true,
+            open_files_per_worker: None,
         }
     }
 }
@@ -342,6 +350,17 @@ mod tests {
         assert_eq!(c.wal.fsync, FsyncPolicy::Interval);
         assert_eq!(c.cache.write_strategy, WriteStrategy::Max);
         assert_eq!(c.wal_dir(), PathBuf::from("/srv/graphite/wal"));
+    }
+
+    #[test]
+    fn persist_open_files_per_worker() {
+        let c = Config::from_toml("[persist]\nopen_files_per_worker = 256\n").unwrap();
+        assert_eq!(c.persist.open_files_per_worker, Some(256));
+        let c = Config::from_toml("[persist]\nopen_files_per_worker = 0\n").unwrap();
+        assert_eq!(c.persist.open_files_per_worker, Some(0));
+        assert_eq!(Config::default().persist.open_files_per_worker, None);
+        let e = Config::from_toml("[persist]\nopen_files_per_worker = -1\n").unwrap_err();
+        assert!(e.contains("open_files_per_worker"), "{e}");
     }
 
     #[test]

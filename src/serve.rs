@@ -15,7 +15,7 @@ use crate::config::{Config, FsyncPolicy, Listen, WriteStrategy};
 use crate::http::ReadApi;
 use crate::index::Index;
 use crate::ingest::receiver::{self, IngestStats, Intake};
-use crate::persist::{PersistSettings, PersistStats, Persister};
+use crate::persist::{PersistSettings, PersistStats, PersistTuning, Persister};
 use crate::query::eval::Limits;
 use crate::query::store::Store;
 use crate::schema::Schemas;
@@ -106,6 +106,8 @@ impl Counters {
                 "full": c.full,
                 "backpressure_events": c.backpressure_events,
                 "bytes": c.bytes,
+                "inflight_points": c.inflight_points,
+                "inflight_batches": c.inflight_batches,
             },
             "persist": {
                 "update_operations": p.update_operations.load(Ordering::Relaxed),
@@ -114,6 +116,9 @@ impl Counters {
                 "deferred_creates": p.deferred_creates.load(Ordering::Relaxed),
                 "errors": p.errors.load(Ordering::Relaxed),
                 "dropped_points": p.dropped_points.load(Ordering::Relaxed),
+                "open_file_hits": p.open_file_hits.load(Ordering::Relaxed),
+                "open_file_evictions": p.open_file_evictions.load(Ordering::Relaxed),
+                "open_file_replaced": p.open_file_replaced.load(Ordering::Relaxed),
             },
             "wal": {
                 "points_received": w.points_received,
@@ -407,7 +412,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     });
 
     let persist_stats = Arc::new(PersistStats::default());
-    let persister = Persister::start(
+    let persister = Persister::start_tuned(
         cache.clone(),
         Some(wal.clone()),
         schemas,
@@ -427,6 +432,9 @@ pub async fn run(config: Config) -> Result<(), String> {
             },
             sparse_create: config.persist.sparse_create,
             fallocate_create: config.persist.fallocate_create,
+        },
+        PersistTuning {
+            open_files_per_worker: config.persist.open_files_per_worker,
         },
         persist_stats.clone(),
     );

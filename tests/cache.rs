@@ -1,7 +1,8 @@
 //! Behaviour of `carbide::cache` as receivers, persisters and the render path see it:
 //! carbon's last-value-wins and ordering, the bound with its backpressure, the drain
-//! strategies' orders, exact accounting under concurrent inserts and drains, and the
-//! memory a cached point costs (measured with a counting allocator).
+//! strategies' orders, exact accounting under concurrent inserts and drains, points checked
+//! out to writers staying readable until written, and the memory a cached point costs
+//! (measured with a counting allocator).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -499,4 +500,86 @@ fn memory_per_point() {
         points <= 32.0 && total <= 32.0,
         "{points} / {total} B/point"
     );
+}
+
+/// Checked-out points stay readable until written: a reader that looks at the cache and then
+/// at "whisper" (as the render path does) finds every point accepted before it looked, while
+/// two writers check metrics out, store them, and check them in.
+#[test]
+fn checked_out_points_are_never_unreadable() {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicUsize;
+    const METRICS: usize = 40;
+    const ROUNDS: usize = 400;
+    let c = Arc::new(cache(8, 0));
+    let progress: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..METRICS).map(|_| AtomicUsize::new(0)).collect());
+    let disk: Arc<parking_lot::Mutex<HashMap<String, BTreeSet<u64>>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+
+    let writers: Vec<_> = (0..2)
+        .map(|part| {
+            let (c, disk, done) = (c.clone(), disk.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut writes = 0;
+                loop {
+                    let Some(d) = c.checkout_next_part(Strategy::Sorted, part, 2) else {
+                        if done.load(Ordering::SeqCst) && c.is_empty() {
+                            return writes;
+                        }
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    assert!(d.is_in_flight());
+                    // A slow write: the points are neither pending nor on "disk" meanwhile.
+                    std::thread::sleep(Duration::from_micros(50));
+                    disk.lock()
+                        .entry(d.name.clone())
+                        .or_default()
+                        .extend(d.points.iter().map(|p| p.0 as u64));
+                    c.written(&d);
+                    writes += 1;
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let (c, disk, done, progress) = (c.clone(), disk.clone(), done.clone(), progress.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) {
+                for m in 0..METRICS {
+                    let name = format!("m.{m}");
+                    let accepted = progress[m].load(Ordering::SeqCst);
+                    let mut seen: BTreeSet<u64> = c.get(&name).iter().map(|p| p.0 as u64).collect();
+                    if let Some(on_disk) = disk.lock().get(&name) {
+                        seen.extend(on_disk.iter().copied());
+                    }
+                    for t in 0..accepted as u64 {
+                        assert!(seen.contains(&t), "{name}: point {t} unreadable");
+                    }
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    for r in 0..ROUNDS {
+        for (m, p) in progress.iter().enumerate() {
+            c.insert(&format!("m.{m}"), r as f64, 1.0, 0);
+            p.store(r + 1, Ordering::SeqCst);
+        }
+        if r % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    let reads = reader.join().expect("reader");
+    let writes: usize = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+    assert!(reads > 0 && writes > 0);
+    assert_eq!(c.len(), 0);
+    assert_eq!(c.stats().inflight_batches, 0);
+    let disk = disk.lock();
+    assert_eq!(disk.len(), METRICS);
+    assert!(disk.values().all(|s| s.len() == ROUNDS));
 }

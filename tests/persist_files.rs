@@ -2,7 +2,8 @@
 //! again, replaced by whisper-resize.py, rewritten in place by
 //! whisper-set-aggregation-method.py or deleted between two writes must end up holding
 //! exactly the bytes whisper.py 1.1.10 writes for the same sequence of `update_many` calls
-//! (and the same tools run at the same points of it).
+//! (and the same tools run at the same points of it). Also: the write-ahead log's segments are
+//! deleted once the persister has written (and synced) their points.
 
 mod common;
 
@@ -305,4 +306,73 @@ fn file_deleted_between_writes_is_created_again() {
         ],
     );
     same_bytes(&path, &reference);
+}
+
+/// The persister syncs and releases WAL records when that lets the WAL delete a segment: with
+/// small segments, every sealed segment goes soon after its points are written, and at
+/// shutdown nothing is left outstanding.
+#[test]
+fn wal_segments_are_deleted_once_their_points_are_written() {
+    use carbide::wal::{Point, Wal, WalConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("whisper");
+    let mut config = WalConfig::new(dir.path().join("wal"));
+    config.segment_size = 4096;
+    let (wal, _) = Wal::open(config).expect("wal");
+    let wal = Arc::new(wal);
+    let cache = Arc::new(Cache::unbounded());
+    let stats = Arc::new(PersistStats::default());
+    let schemas = Arc::new(Schemas::from_strs(SCHEMA, None).expect("schema"));
+    let persister = Persister::start(
+        cache.clone(),
+        Some(wal.clone()),
+        schemas,
+        PersistSettings {
+            whisper_dir: root.clone(),
+            strategy: Strategy::Sorted,
+            workers: 2,
+            max_updates_per_second: 0,
+            max_creates_per_minute: 0,
+            write: WriteOptions::default(),
+            sparse_create: true,
+            fallocate_create: false,
+        },
+        stats.clone(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as f64;
+    let mut total = 0;
+    for round in 0..60 {
+        let batch: Vec<Point> = (0..20)
+            .map(|m| Point {
+                name: format!("walseg.m{m}"),
+                timestamp: now - 3000.0 + f64::from(round) * 10.0,
+                value: f64::from(round),
+            })
+            .collect();
+        let lsn = wal.append_blocking(&batch).expect("append");
+        cache.insert_batch(&batch, lsn.segment as u32);
+        total += batch.len() as u64;
+    }
+    assert!(wal.segments().len() > 4, "{:?}", wal.segments());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stats.committed_points.load(Ordering::SeqCst) < total
+        || wal.segments().iter().filter(|s| s.sealed).count() > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "sealed segments left: {:?}",
+            wal.segments()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    persister.shutdown();
+    assert!(wal.stats().deleted_segments > 4);
+    assert!(
+        wal.segments().iter().all(|s| s.outstanding == 0),
+        "{:?}",
+        wal.segments()
+    );
 }

@@ -235,21 +235,26 @@ impl MetricEntry {
 
     /// The points in arrival order.
     pub(crate) fn points(&self) -> Vec<Point> {
+        let mut out = Vec::with_capacity(self.len as usize);
+        self.extend_points(&mut out);
+        out
+    }
+
+    /// Appends the points, in arrival order, to `out`.
+    pub(crate) fn extend_points(&self, out: &mut Vec<Point>) {
         let data = &self.buf[self.name_len as usize..];
         let word = |b: &[u8]| f64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         if self.is_wide() {
-            data.chunks_exact(WIDE)
-                .take(self.len as usize)
-                .map(|p| (word(&p[..8]), word(&p[8..])))
-                .collect()
+            out.extend(
+                data.chunks_exact(WIDE)
+                    .take(self.len as usize)
+                    .map(|p| (word(&p[..8]), word(&p[8..]))),
+            );
         } else {
-            data.chunks_exact(NARROW)
-                .take(self.len as usize)
-                .map(|p| {
-                    let t = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
-                    (f64::from(t), word(&p[4..]))
-                })
-                .collect()
+            out.extend(data.chunks_exact(NARROW).take(self.len as usize).map(|p| {
+                let t = u32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+                (f64::from(t), word(&p[4..]))
+            }));
         }
     }
 

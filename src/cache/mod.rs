@@ -36,6 +36,17 @@
 //! goes to exactly one caller. [`Drained`] carries deduplicated, ascending points and, per
 //! WAL segment, how many appended points (superseded duplicates included: the WAL must
 //! release those too) the metric held.
+//!
+//! **In flight.** A persister does not pop a metric outright: it *checks it out*
+//! ([`Cache::checkout_next_part`]), which moves the metric's points, under the shard lock, to
+//! the shard's in-flight area, and *checks it in* ([`Cache::written`]) once whisper holds them.
+//! [`Cache::get`] answers with the in-flight points and the pending ones merged, the later
+//! accepted value winning for a timestamp key (what reading the file after the write would
+//! give), so a point stays readable from the moment `insert` returns until it can be read from
+//! whisper — also while its write is slow, retried after a disk error, or held back by the
+//! create limit. In-flight points still hold memory, so they stay in [`Cache::len`] (and in the
+//! bound) until checked in. [`Cache::pop_next`], [`Cache::take`] and [`Cache::drain_all`]
+//! remove outright, for callers that own the points from then on.
 
 mod entry;
 mod shard;
@@ -158,9 +169,16 @@ pub struct Drained {
     /// `(WAL segment, points)` ascending by segment; the counts add up to every point
     /// inserted for this metric, including duplicates that `points` no longer holds.
     pub segments: Vec<(u32, u32)>,
+    /// The in-flight batch these points are (0: popped outright).
+    ticket: u64,
 }
 
 impl Drained {
+    /// Whether the points are checked out (and must be given back with [`Cache::written`]).
+    pub fn is_in_flight(&self) -> bool {
+        self.ticket != 0
+    }
+
     /// The points as whisper's `update_many` takes them: Python's `int()` of the key
     /// (truncation toward zero; out-of-range keys saturate). Ascending, so among keys of
     /// one second whisper keeps the smallest, as carbon's writer does.
@@ -178,8 +196,12 @@ impl Drained {
 /// want carbon's per-interval values subtract the previous snapshot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CacheStats {
-    /// Points held (appended points, duplicates included).
+    /// Points held (appended points, duplicates included), in flight ones included.
     pub size: u64,
+    /// Of `size`, the points checked out to writers and not yet written.
+    pub inflight_points: u64,
+    /// Checked-out batches not yet written (a metric can have several).
+    pub inflight_batches: u64,
     /// Metrics held (carbon's `cache.queues`).
     pub metrics: u64,
     pub max_points: u64,
@@ -246,6 +268,8 @@ struct InsertCounters {
 #[derive(Default)]
 struct DrainCounters {
     cursor: AtomicUsize,
+    inflight_points: AtomicU64,
+    inflight_batches: AtomicU64,
     pops: AtomicU64,
     drained_points: AtomicU64,
     superseded_points: AtomicU64,
@@ -412,7 +436,7 @@ impl Cache {
         }
     }
 
-    /// Points held (appended points; duplicates count until drained).
+    /// Points held (appended points; duplicates count until drained), pending and in flight.
     pub fn len(&self) -> u64 {
         self.ins.0.size.load(Ordering::Relaxed)
     }
@@ -501,30 +525,35 @@ impl Cache {
         flow.room.notify_waiters();
     }
 
-    /// The metric's unwritten points: ascending, one per timestamp key, last insert wins.
-    /// Empty when the cache holds nothing for it. Does not remove anything.
+    /// The metric's points not yet readable from whisper — pending and in flight: ascending,
+    /// one per timestamp key, the last accepted value winning. Empty when the cache holds
+    /// nothing for it. Does not remove anything.
     pub fn get(&self, name: &str) -> Vec<(f64, f64)> {
         self.flow.0.queries.fetch_add(1, Ordering::Relaxed);
         let hash = self.hash(name);
-        let mut points = match self.shards[self.shard_index(hash)].0.lock().get(hash, name) {
-            Some(e) => e.points(),
-            None => return Vec::new(),
-        };
+        let mut points = Vec::new();
+        {
+            let shard = self.shards[self.shard_index(hash)].0.lock();
+            // In-flight batches were accepted before anything still pending.
+            shard.extend_in_flight(hash, name, &mut points);
+            if let Some(e) = shard.get(hash, name) {
+                points.reserve_exact(e.len());
+                e.extend_points(&mut points);
+            }
+        }
         finish(&mut points);
         points
     }
 
+    /// Whether [`Cache::get`] has points for `name`.
     pub fn contains(&self, name: &str) -> bool {
         let hash = self.hash(name);
-        self.shards[self.shard_index(hash)]
-            .0
-            .lock()
-            .get(hash, name)
-            .is_some()
+        let shard = self.shards[self.shard_index(hash)].0.lock();
+        shard.get(hash, name).is_some() || shard.in_flight(hash, name)
     }
 
-    /// Names of the metrics held right now (each shard's lock is taken in turn, so this is
-    /// not an atomic snapshot of the whole cache).
+    /// Names of the metrics pending right now, not those only in flight (each shard's lock is
+    /// taken in turn, so this is not an atomic snapshot of the whole cache).
     pub fn names(&self) -> Vec<String> {
         let mut out = Vec::with_capacity(self.metric_count() as usize);
         self.for_each_name(|n| out.push(n.to_owned()));
@@ -544,18 +573,7 @@ impl Cache {
     /// Takes the next metric to write, chosen by `strategy`; `None` when the cache is
     /// empty. Safe to call from several persister threads: each metric goes to one caller.
     pub fn pop_next(&self, strategy: Strategy) -> Option<Drained> {
-        if self.ins.0.size.load(Ordering::Relaxed) == 0 {
-            return None;
-        }
-        let first = self.drain.0.cursor.fetch_add(1, Ordering::Relaxed);
-        for k in 0..self.shards.len() {
-            let s = first.wrapping_add(k) & self.mask;
-            let popped = self.shards[s].0.lock().pop(strategy);
-            if let Some(e) = popped {
-                return Some(self.hand_out(e));
-            }
-        }
-        None
+        self.next_part(strategy, 0, 1, false)
     }
 
     /// [`Cache::pop_next`] for one of `parts` persisters that share the work: part `part`
@@ -565,21 +583,69 @@ impl Cache {
     /// writing one file at once; a persister held up (a failing disk) leaves its shards to
     /// the others instead of stalling them.
     pub fn pop_next_part(&self, strategy: Strategy, part: usize, parts: usize) -> Option<Drained> {
-        let n = self.shards.len();
-        if parts <= 1 || parts > n {
-            return self.pop_next(strategy);
+        self.next_part(strategy, part, parts, false)
+    }
+
+    /// [`Cache::pop_next_part`] for a writer: the metric's points stay readable, in flight,
+    /// until the writer hands the result to [`Cache::written`].
+    pub fn checkout_next_part(
+        &self,
+        strategy: Strategy,
+        part: usize,
+        parts: usize,
+    ) -> Option<Drained> {
+        self.next_part(strategy, part, parts, true)
+    }
+
+    /// Checks in a checked-out metric whose points whisper now holds (or that were dropped):
+    /// they stop being in the cache. Does nothing for points that were popped outright or
+    /// already checked in.
+    pub fn written(&self, drained: &Drained) {
+        if !drained.is_in_flight() {
+            return;
         }
+        let hash = self.hash(&drained.name);
+        let removed = self.shards[self.shard_index(hash)].0.lock().check_in(
+            hash,
+            &drained.name,
+            drained.ticket,
+        );
+        let Some(e) = removed else { return };
+        let held = e.len() as u64;
+        drop(e);
+        let d = &self.drain.0;
+        d.inflight_points.fetch_sub(held, Ordering::Relaxed);
+        d.inflight_batches.fetch_sub(1, Ordering::Relaxed);
+        self.shrink(held);
+    }
+
+    fn next_part(
+        &self,
+        strategy: Strategy,
+        part: usize,
+        parts: usize,
+        keep: bool,
+    ) -> Option<Drained> {
+        let n = self.shards.len();
         if self.ins.0.size.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let first = self.drain.0.cursor.fetch_add(1, Ordering::Relaxed);
+        if parts <= 1 || parts > n {
+            for k in 0..n {
+                let s = first.wrapping_add(k) & self.mask;
+                if let Some(d) = self.take_from(s, keep, |sh| sh.pop(strategy, keep)) {
+                    return Some(d);
+                }
+            }
             return None;
         }
         let part = part % parts;
         let own = (n - part).div_ceil(parts);
-        let first = self.drain.0.cursor.fetch_add(1, Ordering::Relaxed);
         for k in 0..own {
             let s = part + (first.wrapping_add(k) % own) * parts;
-            let popped = self.shards[s].0.lock().pop(strategy);
-            if let Some(e) = popped {
-                return Some(self.hand_out(e));
+            if let Some(d) = self.take_from(s, keep, |sh| sh.pop(strategy, keep)) {
+                return Some(d);
             }
         }
         for k in 0..n {
@@ -587,12 +653,36 @@ impl Cache {
             if s % parts == part {
                 continue;
             }
-            let popped = self.shards[s].0.lock().pop(strategy);
-            if let Some(e) = popped {
-                return Some(self.hand_out(e));
+            if let Some(d) = self.take_from(s, keep, |sh| sh.pop(strategy, keep)) {
+                return Some(d);
             }
         }
         None
+    }
+
+    /// Removes the entry `pick` chooses from shard `s`, outright or (`keep`) into the shard's
+    /// in-flight area within the same lock hold, so that readers never miss its points.
+    fn take_from(
+        &self,
+        s: usize,
+        keep: bool,
+        pick: impl FnOnce(&mut Shard) -> Option<MetricEntry>,
+    ) -> Option<Drained> {
+        let mut shard = self.shards[s].0.lock();
+        let e = pick(&mut shard)?;
+        if !keep {
+            drop(shard);
+            return Some(self.hand_out(e));
+        }
+        let held = e.len() as u64;
+        let (name, points, segments) = (e.name().to_owned(), e.points(), e.segments());
+        let ticket = shard.check_out(e);
+        drop(shard);
+        let d = &self.drain.0;
+        d.inflight_points.fetch_add(held, Ordering::Relaxed);
+        d.inflight_batches.fetch_add(1, Ordering::Relaxed);
+        self.ins.0.metrics.fetch_sub(1, Ordering::Relaxed);
+        Some(self.finish_out(name, points, segments, held, ticket))
     }
 
     /// Takes one metric by name (carbon's `pop(metric)`).
@@ -615,19 +705,35 @@ impl Cache {
         out
     }
 
-    /// Accounts for a removed entry and turns it into what a persister writes. The sort
-    /// and dedupe run here, outside the shard lock.
+    /// Accounts for an entry removed outright and turns it into what a persister writes.
+    /// The sort and dedupe run here, outside the shard lock.
     fn hand_out(&self, e: MetricEntry) -> Drained {
         let held = e.len() as u64;
         self.ins.0.metrics.fetch_sub(1, Ordering::Relaxed);
+        self.shrink(held);
+        let segments = e.segments();
+        let points = e.points();
+        let name = e.name().to_owned();
+        drop(e);
+        self.finish_out(name, points, segments, held, 0)
+    }
+
+    /// Takes `held` points off the size, releasing receivers below the low watermark.
+    fn shrink(&self, held: u64) {
         let size = self.ins.0.size.fetch_sub(held, Ordering::SeqCst) - held;
         if self.flow.0.full.load(Ordering::SeqCst) && size < self.low_watermark {
             self.release();
         }
-        let segments = e.segments();
-        let mut points = e.points();
-        let name = e.name().to_owned();
-        drop(e);
+    }
+
+    fn finish_out(
+        &self,
+        name: String,
+        mut points: Vec<entry::Point>,
+        segments: Vec<(u32, u32)>,
+        held: u64,
+        ticket: u64,
+    ) -> Drained {
         finish(&mut points);
         let d = &self.drain.0;
         d.pops.fetch_add(1, Ordering::Relaxed);
@@ -641,6 +747,7 @@ impl Cache {
             name,
             points,
             segments,
+            ticket,
         }
     }
 
@@ -666,7 +773,7 @@ impl Cache {
         for shard in self.shards.iter() {
             let s = shard.0.lock();
             m.structures += s.structure_bytes() as u64;
-            for e in s.iter() {
+            for e in s.iter().chain(s.iter_in_flight().map(|f| &f.entry)) {
                 m.points += e.point_bytes() as u64;
                 m.names += e.name_bytes().len() as u64;
                 m.segment_runs += e.run_bytes() as u64;
@@ -688,6 +795,8 @@ impl Cache {
         };
         CacheStats {
             size: self.len(),
+            inflight_points: d.inflight_points.load(Ordering::Relaxed),
+            inflight_batches: d.inflight_batches.load(Ordering::Relaxed),
             metrics: self.metric_count(),
             max_points: self.max_points,
             inserts: self.ins.0.inserts.load(Ordering::Relaxed),
@@ -819,6 +928,103 @@ mod tests {
         // More parts than shards: every part takes from everywhere.
         c.insert("x", 1.0, 1.0, 0);
         assert!(c.pop_next_part(Strategy::Naive, 20, 30).is_some());
+    }
+
+    #[test]
+    fn checked_out_points_stay_readable_until_written() {
+        let c = Cache::new(CacheConfig {
+            shards: 2,
+            max_points: 10,
+        });
+        for t in 0..4 {
+            c.insert("m", f64::from(t), f64::from(t), 1);
+        }
+        c.insert("m", 1.0, 10.0, 1); // a duplicate: the later value wins
+        let d = c.checkout_next_part(Strategy::Sorted, 0, 1).expect("held");
+        assert!(d.is_in_flight());
+        assert_eq!(
+            d.points,
+            vec![(0.0, 0.0), (1.0, 10.0), (2.0, 2.0), (3.0, 3.0)]
+        );
+        // Nothing pending, but every point still readable and still held.
+        assert_eq!(c.metric_count(), 0);
+        assert!(c.contains("m"));
+        assert_eq!(c.get("m"), d.points);
+        assert_eq!(c.len(), 5);
+        // Newer points for the same key win over the in-flight ones.
+        c.insert("m", 3.0, 30.0, 2);
+        c.insert("m", 4.0, 4.0, 2);
+        let want = vec![(0.0, 0.0), (1.0, 10.0), (2.0, 2.0), (3.0, 30.0), (4.0, 4.0)];
+        assert_eq!(c.get("m"), want);
+        // The newer points wait for the batch in flight, whatever the strategy: one metric's
+        // writes never overlap.
+        for strategy in [Strategy::Naive, Strategy::Max, Strategy::Sorted] {
+            assert!(c.checkout_next_part(strategy, 0, 1).is_none());
+            assert!(c.checkout_next_part(strategy, 1, 2).is_none());
+        }
+        let s = c.stats();
+        assert_eq!((s.size, s.inflight_points, s.inflight_batches), (7, 5, 1));
+        check(&c);
+        // In-flight points count toward the bound.
+        assert!(!c.is_full());
+        for t in 10..13 {
+            c.insert("other", f64::from(t), 0.0, 2);
+        }
+        assert!(c.is_full());
+        let o = c.checkout_next_part(Strategy::Max, 0, 1).expect("other");
+        assert_eq!(o.name, "other");
+        // Checking in the first batch leaves the pending points; the bound counts them.
+        c.written(&d);
+        c.written(&d); // twice: nothing more
+        assert_eq!(c.len(), 5);
+        assert_eq!(c.get("m"), vec![(3.0, 30.0), (4.0, 4.0)]);
+        assert!(!c.is_full(), "below the low watermark: released");
+        let d2 = c
+            .checkout_next_part(Strategy::Naive, 1, 2)
+            .expect("m again");
+        assert_eq!(d2.points, vec![(3.0, 30.0), (4.0, 4.0)]);
+        assert_eq!(c.get("m"), d2.points);
+        c.written(&d2);
+        assert!(c.get("m").is_empty() && !c.contains("m"));
+        // Popped outright: nothing to check in.
+        c.insert("m", 5.0, 5.0, 3);
+        let rest = c.take("m").expect("pending");
+        assert!(!rest.is_in_flight());
+        c.written(&rest);
+        assert_eq!(c.len(), 3);
+        check(&c);
+        c.written(&o);
+        assert!(c.is_empty());
+        assert!(!c.contains("other"));
+        let s = c.stats();
+        assert_eq!((s.inflight_points, s.inflight_batches), (0, 0));
+        check(&c);
+        assert_eq!(c.memory().points, 0);
+    }
+
+    #[test]
+    fn many_metrics_in_flight_are_each_readable() {
+        let c = Cache::new(CacheConfig {
+            shards: 4,
+            max_points: 0,
+        });
+        for i in 0..500 {
+            c.insert(&format!("m.{i}"), 1.0, f64::from(i), 0);
+        }
+        let out: Vec<Drained> =
+            std::iter::from_fn(|| c.checkout_next_part(Strategy::Sorted, 0, 2)).collect();
+        assert_eq!(out.len(), 500);
+        assert_eq!(c.metric_count(), 0);
+        assert_eq!(c.len(), 500);
+        for i in 0..500 {
+            assert_eq!(c.get(&format!("m.{i}")), vec![(1.0, f64::from(i))]);
+        }
+        check(&c);
+        for d in &out {
+            c.written(d);
+        }
+        assert!(c.is_empty());
+        check(&c);
     }
 
     #[test]

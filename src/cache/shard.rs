@@ -12,12 +12,24 @@
 //!   only delays), so none starves;
 //! - `Max` scans the occupied buckets for the largest entry;
 //! - `Sorted` snapshots (count, bucket, hash) and pops from it, re-validating each item.
+//!
+//! A metric checked out to a writer moves, under the same lock hold, from the table to the
+//! shard's in-flight table, where readers still find it until the writer checks it back in
+//! (its points are then in whisper). A checkout passes over metrics already in flight, so a
+//! metric has one batch in flight at a time; the table would still read several correctly
+//! (tickets grow with checkout order, which is the order of arrival).
 
 use hashbrown::HashTable;
 use std::mem::size_of;
 
-use super::entry::MetricEntry;
+use super::entry::{MetricEntry, Point};
 use super::Strategy;
+
+/// One checked-out batch of a metric's points.
+pub(crate) struct InFlight {
+    pub(crate) ticket: u64,
+    pub(crate) entry: MetricEntry,
+}
 
 #[derive(Default)]
 pub(crate) struct Shard {
@@ -29,8 +41,12 @@ pub(crate) struct Shard {
     /// The table's bucket count when `sorted` was taken; a resize moves every entry, which
     /// makes the snapshot useless.
     sorted_buckets: usize,
-    /// Heap bytes owned by the entries (names, points, segment runs).
+    /// Heap bytes owned by the entries (names, points, segment runs), in flight ones included.
     pub(crate) entry_bytes: usize,
+    /// Checked-out batches, by their metric's hash.
+    inflight: HashTable<InFlight>,
+    /// The last ticket handed out.
+    last_ticket: u64,
 }
 
 /// What pushes did, for the cache's counters.
@@ -89,31 +105,43 @@ impl Shard {
         self.remove_bucket(bucket)
     }
 
-    /// Removes the next entry `strategy` picks in this shard, if any.
-    pub(crate) fn pop(&mut self, strategy: Strategy) -> Option<MetricEntry> {
+    /// Removes the next entry `strategy` picks in this shard, if any. With `one_in_flight`, a
+    /// metric that has a batch in flight is passed over: its newer points wait until the
+    /// older ones are written, so one metric's writes never overlap or go out of order.
+    pub(crate) fn pop(&mut self, strategy: Strategy, one_in_flight: bool) -> Option<MetricEntry> {
         if self.table.is_empty() {
             return None;
         }
+        let skip = one_in_flight && !self.inflight.is_empty();
         let buckets = self.table.num_buckets();
         let bucket = match strategy {
-            Strategy::Naive => loop {
-                // Ends: the table is not empty, so one of `buckets` steps finds an entry.
-                if self.naive_cursor >= buckets {
-                    self.naive_cursor = 0;
+            Strategy::Naive => {
+                let mut found = None;
+                // One sweep at most: every entry may be passed over.
+                for _ in 0..buckets {
+                    if self.naive_cursor >= buckets {
+                        self.naive_cursor = 0;
+                    }
+                    let i = self.naive_cursor;
+                    self.naive_cursor += 1;
+                    if let Some(e) = self.table.get_bucket(i) {
+                        if !skip || !self.entry_in_flight(e) {
+                            found = Some(i);
+                            break;
+                        }
+                    }
                 }
-                let i = self.naive_cursor;
-                self.naive_cursor += 1;
-                if self.table.get_bucket(i).is_some() {
-                    break i;
-                }
-            },
+                found?
+            }
             Strategy::Max => {
                 let mut best = None;
                 let mut best_n = 0;
                 for i in self.table.iter_buckets() {
                     if let Some(e) = self.table.get_bucket(i) {
                         // Strictly greater: ties go to the first bucket.
-                        if best.is_none() || e.len() > best_n {
+                        if (best.is_none() || e.len() > best_n)
+                            && (!skip || !self.entry_in_flight(e))
+                        {
                             best_n = e.len();
                             best = Some(i);
                         }
@@ -121,32 +149,56 @@ impl Shard {
                 }
                 best?
             }
-            Strategy::Sorted => loop {
-                if self.sorted_buckets != buckets {
-                    self.sorted.clear();
-                }
-                match self.sorted.pop() {
-                    // Re-validated: the entry may have been taken since, and its bucket
-                    // reused. A stale item is skipped; its metric waits for the next pass.
-                    Some((i, h)) => {
-                        if self.table.get_bucket(i).is_some_and(|e| e.hash == h) {
-                            break i;
+            Strategy::Sorted => {
+                let mut fresh = false;
+                loop {
+                    if self.sorted_buckets != buckets {
+                        self.sorted.clear();
+                    }
+                    match self.sorted.pop() {
+                        // Re-validated: the entry may have been taken since, and its bucket
+                        // reused, or be in flight now. A skipped item's metric waits for the
+                        // next pass.
+                        Some((i, h)) => {
+                            if let Some(e) = self.table.get_bucket(i) {
+                                if e.hash == h && (!skip || !self.entry_in_flight(e)) {
+                                    break i;
+                                }
+                            }
+                        }
+                        // A fresh snapshot holds only entries that can go: if it is empty,
+                        // nothing can.
+                        None if fresh => return None,
+                        None => {
+                            self.snapshot_sorted(skip);
+                            fresh = true;
                         }
                     }
-                    None => self.snapshot_sorted(),
                 }
-            },
+            }
         };
         self.remove_bucket(bucket)
     }
 
+    /// Whether `e`'s metric has a batch in flight.
+    fn entry_in_flight(&self, e: &MetricEntry) -> bool {
+        self.inflight
+            .find(e.hash, |f| {
+                f.entry.hash == e.hash && f.entry.name_bytes() == e.name_bytes()
+            })
+            .is_some()
+    }
+
     /// Carbon's `sorted` pass: ascending by (count, bucket) so that `pop()` gives the
-    /// largest count first.
-    fn snapshot_sorted(&mut self) {
+    /// largest count first; without the metrics in flight when `skip`.
+    fn snapshot_sorted(&mut self, skip: bool) {
         let mut v: Vec<(usize, usize, u64)> = self
             .table
             .iter_buckets()
-            .filter_map(|i| self.table.get_bucket(i).map(|e| (e.len(), i, e.hash)))
+            .filter_map(|i| {
+                let e = self.table.get_bucket(i)?;
+                (!skip || !self.entry_in_flight(e)).then(|| (e.len(), i, e.hash))
+            })
             .collect();
         v.sort_unstable();
         self.sorted.clear();
@@ -154,17 +206,71 @@ impl Shard {
         self.sorted_buckets = self.table.num_buckets();
     }
 
-    /// Removes every entry.
+    /// Removes every pending entry (in-flight batches stay with their writers).
     pub(crate) fn take_all(&mut self) -> Vec<MetricEntry> {
         self.sorted = Vec::new();
         self.naive_cursor = 0;
-        self.entry_bytes = 0;
-        self.table.drain().collect()
+        let taken: Vec<MetricEntry> = self.table.drain().collect();
+        self.entry_bytes -= taken.iter().map(MetricEntry::heap_bytes).sum::<usize>();
+        taken
     }
 
-    /// Bytes of the shard's own structures (table, snapshot), excluding entry heaps.
+    /// Puts a removed entry in flight; returns its ticket.
+    pub(crate) fn check_out(&mut self, entry: MetricEntry) -> u64 {
+        self.last_ticket += 1;
+        let ticket = self.last_ticket;
+        self.entry_bytes += entry.heap_bytes();
+        self.inflight
+            .insert_unique(entry.hash, InFlight { ticket, entry }, |f| f.entry.hash);
+        ticket
+    }
+
+    /// Removes `name`'s in-flight batch `ticket`, if it is there.
+    pub(crate) fn check_in(&mut self, hash: u64, name: &str, ticket: u64) -> Option<MetricEntry> {
+        let found = self
+            .inflight
+            .find_entry(hash, |f| f.ticket == ticket && f.entry.is(hash, name))
+            .ok()?;
+        let entry = found.remove().0.entry;
+        self.entry_bytes -= entry.heap_bytes();
+        Some(entry)
+    }
+
+    /// Whether `name` has a batch in flight.
+    pub(crate) fn in_flight(&self, hash: u64, name: &str) -> bool {
+        !self.inflight.is_empty()
+            && self
+                .inflight
+                .find(hash, |f| f.entry.is(hash, name))
+                .is_some()
+    }
+
+    /// Appends `name`'s in-flight points to `out`, oldest batch first, each batch in arrival
+    /// order.
+    pub(crate) fn extend_in_flight(&self, hash: u64, name: &str, out: &mut Vec<Point>) {
+        if self.inflight.is_empty() {
+            return;
+        }
+        let mut batches: Vec<&InFlight> = self
+            .inflight
+            .iter_hash(hash)
+            .filter(|f| f.entry.is(hash, name))
+            .collect();
+        batches.sort_unstable_by_key(|f| f.ticket);
+        for f in batches {
+            f.entry.extend_points(out);
+        }
+    }
+
+    pub(crate) fn iter_in_flight(&self) -> impl Iterator<Item = &InFlight> {
+        self.inflight.iter()
+    }
+
+    /// Bytes of the shard's own structures (tables, snapshot), excluding entry heaps.
     pub(crate) fn structure_bytes(&self) -> usize {
-        self.table.allocation_size() + self.sorted.capacity() * size_of::<(usize, u64)>()
+        self.table.allocation_size()
+            + self.inflight.allocation_size()
+            + self.sorted.capacity() * size_of::<(usize, u64)>()
     }
 
     #[cfg(test)]
@@ -172,7 +278,15 @@ impl Shard {
         for e in self.table.iter() {
             assert!(self.get(e.hash, e.name()).is_some());
         }
-        let bytes: usize = self.table.iter().map(|e| e.heap_bytes()).sum();
+        for f in self.inflight.iter() {
+            assert!(self.in_flight(f.entry.hash, f.entry.name()));
+        }
+        let bytes: usize = self.table.iter().map(|e| e.heap_bytes()).sum::<usize>()
+            + self
+                .inflight
+                .iter()
+                .map(|f| f.entry.heap_bytes())
+                .sum::<usize>();
         assert_eq!(bytes, self.entry_bytes);
     }
 }

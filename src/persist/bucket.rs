@@ -41,6 +41,11 @@ impl TokenBucket {
         }
     }
 
+    /// Returns a token taken with [`TokenBucket::try_take`] but not used.
+    pub fn give_back(&mut self) {
+        self.tokens = self.capacity.min(self.tokens + 1.0);
+    }
+
     /// Takes a token now and says how long the caller must wait before using it (carbon's
     /// blocking `drain(1, blocking=True)`: the balance may go below zero).
     pub fn take_blocking_wait(&mut self) -> Duration {
@@ -70,5 +75,18 @@ mod tests {
             wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
+    }
+
+    #[test]
+    fn a_token_given_back_can_be_taken_again_but_not_past_capacity() {
+        let mut b = TokenBucket::new(1.0, 1.0 / 60.0);
+        assert!(b.try_take());
+        assert!(!b.try_take());
+        b.give_back();
+        assert!(b.try_take());
+        b.give_back();
+        b.give_back();
+        assert!(b.try_take());
+        assert!(!b.try_take());
     }
 }

@@ -4,10 +4,17 @@
 //! rules when it does not exist yet, and hands all its points to `update_many`. A write that
 //! fails (a full or read-only disk, a permission problem) is retried by the same worker after
 //! a pause: nothing accepted is lost, and writing resumes by itself when the disk does. Only
-//! once whisper holds a metric's points, and the file system has been synced (once a second,
-//! by whichever worker finds it due), does the persister tell the write-ahead log that their
-//! records are no longer needed. While a write is being retried its points are held by the
-//! worker, not the cache, so reads do not see them until the disk is back.
+//! once whisper holds a metric's points, and the file system has been synced, does the
+//! persister tell the write-ahead log that their records are no longer needed. A thread of its
+//! own syncs when that lets the log delete a segment (or every 30 s at the least): a `syncfs`
+//! takes from 20 ms to seconds, and before then it would free nothing.
+//!
+//! A worker *checks out* a metric ([`Cache::checkout_next_part`]) rather than popping it: the
+//! points stay readable in the cache's in-flight area while they are written, retried after a
+//! disk error, or held back by the create limit, and are checked in ([`Cache::written`]) only
+//! once whisper holds them (or they were dropped), so /render sees every accepted point the
+//! whole time. A metric has one batch in flight at most (the cache passes over it meanwhile),
+//! so its writes never overlap and never go out of order.
 //!
 //! Each worker keeps the files it wrote last open ([`PersistTuning::open_files_per_worker`],
 //! evicted least-recently-used) and takes metrics from its own cache shards first, so a hot
@@ -17,8 +24,9 @@
 //! the header in place). A new file is created and written through one handle.
 //!
 //! Differences from carbon, deliberately: a metric held back by `max_creates_per_minute` waits
-//! for a later pass instead of being discarded, and a failed write is retried
-//! instead of losing its points.
+//! for a later pass instead of being discarded (and a token taken for a file another worker
+//! made meanwhile is given back), a failed write is retried instead of losing its points, and
+//! `sparse_create` wins over `fallocate_create` when both are set.
 
 mod bucket;
 mod files;
@@ -61,13 +69,15 @@ pub struct PersistSettings {
 #[derive(Clone, Debug, Default)]
 pub struct PersistTuning {
     /// Files each worker keeps open between writes. `None`: derived from the process's
-    /// descriptor limit ([`default_open_files`]); 0 closes every file after its write.
+    /// descriptor limit ([`default_open_files`]), first raised to the hard limit
+    /// ([`raise_open_file_limit`]); 0 closes every file after its write.
     pub open_files_per_worker: Option<usize>,
 }
 
 /// Open files per worker when not configured: a quarter of the soft descriptor limit
-/// (`RLIMIT_NOFILE`) shared by the workers, at most 4096 each, so that sockets, the WAL and
-/// the readers keep plenty.
+/// (`RLIMIT_NOFILE`) shared by the workers, at most 65536 each, so that sockets, the WAL and
+/// the readers keep plenty. (An open file costs the process about half a kilobyte, the kernel
+/// about as much: cheap next to an `openat` + `close` on every write of a metric.)
 pub fn default_open_files(workers: usize) -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -80,7 +90,33 @@ pub fn default_open_files(workers: usize) -> usize {
         1024
     };
     let soft = usize::try_from(soft).unwrap_or(usize::MAX);
-    (soft / 4 / workers.max(1)).min(4096)
+    (soft / 4 / workers.max(1)).min(65536)
+}
+
+/// Raises the soft descriptor limit to the hard one (at most 1,048,576), as servers that keep
+/// many files open do (Go's runtime does it at start): distributions ship a soft limit of 1024
+/// with a hard limit hundreds of times larger. Failure only leaves the limit as it was.
+pub fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let want = limit.rlim_max.min(1 << 20);
+    if limit.rlim_cur >= want {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        tracing::debug!("open file limit raised from {} to {want}", limit.rlim_cur);
+    }
 }
 
 /// Cumulative counters (carbon's writer statistics).
@@ -116,12 +152,13 @@ struct Shared {
     open_files: usize,
     stats: Arc<PersistStats>,
     stop: AtomicBool,
+    /// Set once the writers have stopped: the sync thread ends.
+    sync_stop: AtomicBool,
     updates: Option<Mutex<TokenBucket>>,
     creates: Option<Mutex<TokenBucket>>,
     /// Points whisper holds but the file system may not have on disk yet, by WAL segment:
     /// released to the WAL after the next sync.
     unsynced: Mutex<Vec<(u64, u64)>>,
-    last_sync: Mutex<Instant>,
     last_error_log: Mutex<Option<Instant>>,
 }
 
@@ -144,10 +181,14 @@ enum Outcome {
 pub struct Persister {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    syncer: Option<JoinHandle<()>>,
 }
 
-/// How often whisper writes are synced and their WAL records released.
+/// How often a writer looks whether a sync would let the WAL delete a segment.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest whisper writes go unsynced (and their WAL records unreleased) while no
+/// segment could be deleted anyway.
+const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// Pause of a worker that found nothing to write.
 const IDLE: Duration = Duration::from_millis(20);
 /// Pause after a failed write, so that a full disk is not hammered.
@@ -188,9 +229,10 @@ impl Persister {
             Mutex::new(TokenBucket::new(n, n / 60.0))
         });
         let workers = settings.workers.max(1);
-        let open_files = tuning
-            .open_files_per_worker
-            .unwrap_or_else(|| default_open_files(workers));
+        let open_files = tuning.open_files_per_worker.unwrap_or_else(|| {
+            raise_open_file_limit();
+            default_open_files(workers)
+        });
         let shared = Arc::new(Shared {
             cache,
             wal,
@@ -199,10 +241,10 @@ impl Persister {
             open_files,
             stats,
             stop: AtomicBool::new(false),
+            sync_stop: AtomicBool::new(false),
             updates,
             creates,
             unsynced: Mutex::new(Vec::new()),
-            last_sync: Mutex::new(Instant::now()),
             last_error_log: Mutex::new(None),
         });
         let threads = (0..workers)
@@ -214,7 +256,18 @@ impl Persister {
                     .expect("spawn persister thread")
             })
             .collect();
-        Persister { shared, threads }
+        let syncer = shared.wal.is_some().then(|| {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("persist-sync".to_string())
+                .spawn(move || shared.sync_loop())
+                .expect("spawn persister sync thread")
+        });
+        Persister {
+            shared,
+            threads,
+            syncer,
+        }
     }
 
     /// Writes everything the cache holds, then stops the workers. Points that cannot be
@@ -222,6 +275,11 @@ impl Persister {
     pub fn shutdown(self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         for t in self.threads {
+            let _ = t.join();
+        }
+        self.shared.sync_stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.syncer {
+            t.thread().unpark();
             let _ = t.join();
         }
         self.shared.sync_and_release(true);
@@ -233,29 +291,31 @@ impl Shared {
         let mut files = OpenFiles::new(self.open_files);
         // A metric whose write failed is retried by the same worker before anything else
         // (its points stay in the WAL meanwhile); one held back by the create limit waits in
-        // `deferred` while the worker goes on with metrics whose files exist.
-        let mut retry: Option<Drained> = None;
+        // `deferred` while the worker goes on with metrics whose files exist. Either way its
+        // points stay readable in the cache, in flight. `granted`: the create token for the
+        // metric is already taken.
+        let mut retry: Option<(Drained, bool)> = None;
         let mut deferred: VecDeque<Drained> = VecDeque::new();
         let mut failures_in_a_row = 0u32;
         loop {
-            self.maybe_sync();
             let stopping = self.stop.load(Ordering::SeqCst);
-            let next = if let Some(d) = retry.take() {
-                Some(d)
-            } else if deferred.front().is_some() && (stopping || self.create_allowed()) {
-                deferred.pop_front()
+            let next = if let Some(r) = retry.take() {
+                Some(r)
+            } else if !deferred.is_empty() && (stopping || self.create_allowed()) {
+                deferred.pop_front().map(|d| (d, !stopping))
             } else {
                 self.cache
-                    .pop_next_part(self.settings.strategy, worker, workers)
+                    .checkout_next_part(self.settings.strategy, worker, workers)
+                    .map(|d| (d, false))
             };
-            let Some(drained) = next else {
+            let Some((drained, granted)) = next else {
                 if stopping && deferred.is_empty() {
                     return;
                 }
                 std::thread::sleep(IDLE);
                 continue;
             };
-            match self.write(&mut files, drained, stopping) {
+            match self.write(&mut files, drained, stopping, granted) {
                 Outcome::Done => failures_in_a_row = 0,
                 Outcome::Deferred(d) => deferred.push_back(d),
                 Outcome::Failed(d) => {
@@ -265,7 +325,7 @@ impl Shared {
                     if stopping && failures_in_a_row >= 3 {
                         return;
                     }
-                    retry = Some(d);
+                    retry = Some((d, granted));
                     std::thread::sleep(BACKOFF);
                 }
             }
@@ -277,7 +337,13 @@ impl Shared {
     }
 
     /// Writes one metric.
-    fn write(&self, files: &mut OpenFiles, drained: Drained, stopping: bool) -> Outcome {
+    fn write(
+        &self,
+        files: &mut OpenFiles,
+        drained: Drained,
+        stopping: bool,
+        granted: bool,
+    ) -> Outcome {
         let relative = match name::relative_path(&drained.name) {
             Ok(p) => p,
             Err(e) => {
@@ -296,7 +362,7 @@ impl Shared {
         }
         let points = drained.whisper_points();
         let started = Instant::now();
-        let file = match self.file_for(files, &drained.name, &path, stopping) {
+        let file = match self.file_for(files, &drained.name, &path, stopping, granted) {
             Ok(Some(f)) => f,
             Ok(None) => {
                 self.stats.deferred_creates.fetch_add(1, Ordering::Relaxed);
@@ -360,13 +426,15 @@ impl Shared {
     }
 
     /// The metric's file, open for writing: the one kept open if its path still names it,
-    /// else opened, else created. `Ok(None)` when the create limit holds the creation back.
+    /// else opened, else created. `Ok(None)` when the create limit holds the creation back;
+    /// `granted`: the caller already holds a create token (given back if no create is needed).
     fn file_for(
         &self,
         files: &mut OpenFiles,
         metric: &str,
         path: &Path,
         stopping: bool,
+        granted: bool,
     ) -> Result<Option<WhisperFile>, Failure> {
         if let Some(mut f) = files.take(metric) {
             match f.revalidate() {
@@ -389,12 +457,20 @@ impl Shared {
             autoflush: self.settings.write.autoflush,
         };
         match WhisperFile::open_with(path, true, write) {
-            Ok(f) => return Ok(Some(f)),
+            Ok(f) => {
+                if granted {
+                    // Created meanwhile by another worker: the token was not needed.
+                    if let Some(b) = &self.creates {
+                        b.lock().give_back();
+                    }
+                }
+                return Ok(Some(f));
+            }
             Err(WhisperError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Failure::Write(e)),
         }
-        if !stopping && !self.create_allowed() {
+        if !stopping && !granted && !self.create_allowed() {
             return Ok(None);
         }
         match self.create(metric, path) {
@@ -415,7 +491,8 @@ impl Shared {
             x_files_factor: rule.x_files_factor,
             aggregation_method: rule.aggregation_method,
             sparse: self.settings.sparse_create,
-            fallocate: self.settings.fallocate_create,
+            // Sparse wins (see `config::PersistConfig::sparse_create`).
+            fallocate: self.settings.fallocate_create && !self.settings.sparse_create,
             write: self.settings.write,
         };
         tracing::debug!(
@@ -449,10 +526,14 @@ impl Shared {
         Ok(created)
     }
 
+    /// Whisper holds the metric's points (or they were dropped): the cache lets them go, and
+    /// the WAL may after the next sync.
     fn persisted(&self, drained: &Drained) {
+        self.cache.written(drained);
         if self.wal.is_some() {
             let mut unsynced = self.unsynced.lock();
-            unsynced.extend(
+            add_counts(
+                &mut unsynced,
                 drained
                     .segments
                     .iter()
@@ -468,23 +549,47 @@ impl Shared {
         self.persisted(drained);
     }
 
-    /// Syncs when `SYNC_INTERVAL` has passed since the last sync. A writer runs it in its
-    /// loop, pausing its own writes meanwhile: a sync thread running beside the writers was
-    /// measured to cost the writers half again as much CPU (their writes meet pages under
-    /// writeback), more than the pause costs.
-    fn maybe_sync(&self) {
-        let due = {
-            let mut last = self.last_sync.lock();
-            if last.elapsed() >= SYNC_INTERVAL {
-                *last = Instant::now();
-                true
-            } else {
-                false
+    /// The sync thread: syncs when that lets the WAL delete its oldest segment (checked every
+    /// `SYNC_INTERVAL`), or `MAX_SYNC_INTERVAL` after the last sync. A sync before the oldest
+    /// segment is sealed and wholly written would delete nothing: the records stay in the WAL
+    /// until then whatever we do, so the point of syncing (a power cut never loses a point
+    /// whose record was dropped) holds without it. It runs beside the writers, not in their
+    /// loop: a `syncfs` takes 20 ms to seconds (it writes back every dirty page of the file
+    /// system), and a writer running it wrote nothing meanwhile. Syncing every second from a
+    /// thread was measured to cost the writers half again as much CPU (their writes meet pages
+    /// under writeback); syncing about once per WAL segment makes that rare.
+    fn sync_loop(&self) {
+        let Some(wal) = &self.wal else { return };
+        let mut last = Instant::now();
+        while !self.sync_stop.load(Ordering::SeqCst) {
+            std::thread::park_timeout(SYNC_INTERVAL);
+            if self.sync_stop.load(Ordering::SeqCst) {
+                return;
             }
-        };
-        if due {
-            self.sync_and_release(false);
+            if last.elapsed() >= MAX_SYNC_INTERVAL || self.sync_frees_a_segment(wal) {
+                self.sync_and_release(false);
+                last = Instant::now();
+            }
         }
+    }
+
+    /// Whether the points waiting for a sync are all that the WAL's oldest segment still
+    /// holds, and it is sealed: then releasing them deletes it.
+    fn sync_frees_a_segment(&self, wal: &Wal) -> bool {
+        let segments = wal.segments();
+        let Some(oldest) = segments.first() else {
+            return false;
+        };
+        if !oldest.sealed {
+            return false;
+        }
+        let waiting = self
+            .unsynced
+            .lock()
+            .iter()
+            .find(|c| c.0 == oldest.seq)
+            .map_or(0, |c| c.1);
+        waiting >= oldest.outstanding
     }
 
     /// Syncs the whisper tree's file system, then tells the WAL which records whisper now
@@ -500,7 +605,7 @@ impl Shared {
                 "sync of {} failed: {e}",
                 self.settings.whisper_dir.display()
             ));
-            self.unsynced.lock().extend(batch);
+            add_counts(&mut self.unsynced.lock(), batch);
             return;
         }
         for (segment, n) in batch {
@@ -520,6 +625,17 @@ impl Shared {
     }
 }
 
+/// Adds per-segment counts to `into`, one entry per segment (a metric's points nearly always
+/// come from the newest few segments, so the list stays a few entries long).
+fn add_counts(into: &mut Vec<(u64, u64)>, counts: impl IntoIterator<Item = (u64, u64)>) {
+    for (segment, n) in counts {
+        match into.iter_mut().rev().find(|c| c.0 == segment) {
+            Some(c) => c.1 += n,
+            None => into.push((segment, n)),
+        }
+    }
+}
+
 fn syncfs(dir: &Path) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(dir)?;
@@ -528,4 +644,17 @@ fn syncfs(dir: &Path) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_counts;
+
+    #[test]
+    fn counts_add_up_per_segment() {
+        let mut v = Vec::new();
+        add_counts(&mut v, [(3, 10), (4, 1)]);
+        add_counts(&mut v, [(4, 2), (3, 5), (5, 7)]);
+        assert_eq!(v, vec![(3, 15), (4, 3), (5, 7)]);
+    }
 }
