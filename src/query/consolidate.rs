@@ -64,34 +64,32 @@ pub fn lcm(a: i64, b: i64) -> i64 {
 /// Like graphite-web, series with different starts are not re-aligned: values are combined by
 /// index, so a 60 s series and a 300 s series keep the 60 s series' start.
 pub fn normalize(series: &[Series]) -> Option<(Vec<Series>, i64, i64, i64)> {
-    if series.is_empty() {
-        return None;
-    }
-    let step = series
-        .iter()
-        .fold(series[0].step, |acc, s| lcm(acc, s.step));
+    normalize_owned(series.to_vec())
+}
+
+/// [`normalize`] of a list the caller owns: series already at the common step keep their
+/// values where they are instead of being copied.
+pub fn normalize_owned(mut series: Vec<Series>) -> Option<(Vec<Series>, i64, i64, i64)> {
+    let first = series.first()?;
+    let step = series.iter().fold(first.step, |acc, s| lcm(acc, s.step));
     let start = series.iter().map(|s| s.start).min().unwrap_or(0);
     let mut end = series.iter().map(|s| s.end).max().unwrap_or(0);
     if step > 0 {
         end -= (end - start) % step;
     }
-    let out = series
-        .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            let factor = if s.step > 0 {
-                (step / s.step) as usize
-            } else {
-                1
-            };
-            s.values_per_point = factor.max(1);
-            s.values = s.points();
-            s.values_per_point = 1;
-            s.step = step;
-            s
-        })
-        .collect();
-    Some((out, start, end, step))
+    for s in &mut series {
+        let factor = if s.step > 0 {
+            (step / s.step) as usize
+        } else {
+            1
+        };
+        if factor > 1 {
+            s.values = consolidate(&s.values, factor, s.consolidation, s.x_files_factor);
+        }
+        s.values_per_point = 1;
+        s.step = step;
+    }
+    Some((series, start, end, step))
 }
 
 /// Rows of a normalized list: for each index, the values of every series at that index (a

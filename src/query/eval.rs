@@ -41,6 +41,29 @@ pub trait SeriesSource: Send + Sync {
         }
         Ok(series)
     }
+
+    /// Like `fetch_at_most`, but hands the series to `each` one at a time, in the same order,
+    /// so a caller that folds them need not hold them all; `each` answers false to stop early.
+    /// Returns whether every series was handed over. A source that reads lazily keeps at most
+    /// one series in memory.
+    #[allow(clippy::too_many_arguments)]
+    fn fetch_each(
+        &self,
+        pattern: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+        x_files_factor: f64,
+        max_series: usize,
+        each: &mut dyn FnMut(Series) -> Result<bool, QueryError>,
+    ) -> Result<bool, QueryError> {
+        for series in self.fetch_at_most(pattern, from, until, now, x_files_factor, max_series)? {
+            if !each(series)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The error for a path expression that matches more series than the request may fetch.
@@ -175,19 +198,45 @@ impl<'a> Context<'a> {
         )?;
         self.fetched_series += series.len();
         self.fetched_points += series.iter().map(|s| s.values.len()).sum::<usize>();
-        if self.fetched_series > self.limits.max_series {
-            return Err(QueryError::Limit(format!(
-                "the request needs more than max_series = {} series",
-                self.limits.max_series
-            )));
-        }
-        if self.fetched_points > self.limits.max_points {
-            return Err(QueryError::Limit(format!(
-                "the request needs more than max_points = {} points",
-                self.limits.max_points
-            )));
-        }
+        check_limits(&self.limits, self.fetched_series, self.fetched_points)?;
         Ok(series)
+    }
+
+    /// [`Context::fetch`] one series at a time (see [`SeriesSource::fetch_each`]), with the
+    /// same limits checked as each series arrives. Returns whether `each` took every series.
+    pub fn fetch_each(
+        &mut self,
+        pattern: &str,
+        each: &mut dyn FnMut(Series) -> Result<bool, QueryError>,
+    ) -> Result<bool, QueryError> {
+        let budget = self.limits.max_series.saturating_sub(self.fetched_series);
+        let limits = self.limits;
+        let (mut series, mut points) = (self.fetched_series, self.fetched_points);
+        let done = self.source.fetch_each(
+            pattern,
+            self.from,
+            self.until,
+            self.now,
+            self.x_files_factor,
+            budget,
+            &mut |s| {
+                series += 1;
+                points += s.values.len();
+                check_limits(&limits, series, points)?;
+                each(s)
+            },
+        )?;
+        (self.fetched_series, self.fetched_points) = (series, points);
+        Ok(done)
+    }
+
+    /// What the request has fetched so far (series, points), to undo an abandoned attempt.
+    pub(crate) fn fetched(&self) -> (usize, usize) {
+        (self.fetched_series, self.fetched_points)
+    }
+
+    pub(crate) fn set_fetched(&mut self, fetched: (usize, usize)) {
+        (self.fetched_series, self.fetched_points) = fetched;
     }
 
     pub fn evaluate(&mut self, expr: &Expr) -> Result<Value, QueryError> {
@@ -258,6 +307,13 @@ impl<'a> Context<'a> {
                 call.name, call.position
             )));
         };
+        // sumSeries(a.*.b) and its kin over plain paths fold each series as it is read rather
+        // than holding every fetched series at once.
+        if replacements.is_empty() {
+            if let Some(value) = functions::combine::fold_paths(self, def, call)? {
+                return Ok(value);
+            }
+        }
         let mut positional = Vec::with_capacity(call.args.len());
         for arg in &call.args {
             positional.push(self.evaluate_with(arg, replacements)?);
@@ -272,6 +328,23 @@ impl<'a> Context<'a> {
         self.raw_args = saved;
         result
     }
+}
+
+/// The request's limits against what it has fetched so far.
+fn check_limits(limits: &Limits, series: usize, points: usize) -> Result<(), QueryError> {
+    if series > limits.max_series {
+        return Err(QueryError::Limit(format!(
+            "the request needs more than max_series = {} series",
+            limits.max_series
+        )));
+    }
+    if points > limits.max_points {
+        return Err(QueryError::Limit(format!(
+            "the request needs more than max_points = {} points",
+            limits.max_points
+        )));
+    }
+    Ok(())
 }
 
 /// A template value standing alone as an argument: numbers-as-text become floats, as

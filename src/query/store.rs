@@ -74,7 +74,7 @@ impl Store {
         };
         let (window, method, raw_step) = match WhisperFile::open(&path, false) {
             Ok(file) => {
-                let header = file.header().clone();
+                let header = file.header();
                 let fetched = match file.fetch(from, Some(until), Some(now), None) {
                     Ok(Some(r)) => r,
                     Ok(None) => return Ok(None),
@@ -145,24 +145,54 @@ impl SeriesSource for Store {
         x_files_factor: f64,
         max_series: usize,
     ) -> Result<Vec<Series>, QueryError> {
-        let names = match (&self.tags, pattern.starts_with("seriesByTag(")) {
+        let mut out = Vec::new();
+        self.fetch_each(
+            pattern,
+            from,
+            until,
+            now,
+            x_files_factor,
+            max_series,
+            &mut |s| {
+                out.push(s);
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Reads one file at a time, so a caller that folds the series (sumSeries) never holds
+    /// more than one of them.
+    fn fetch_each(
+        &self,
+        pattern: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+        x_files_factor: f64,
+        max_series: usize,
+        each: &mut dyn FnMut(Series) -> Result<bool, QueryError>,
+    ) -> Result<bool, QueryError> {
+        let mut names = match (&self.tags, pattern.starts_with("seriesByTag(")) {
             (Some(tags), true) => crate::http::tags::series_by_tag(tags, pattern)?,
             _ => self.names.expand(pattern),
         };
         if names.len() > max_series {
             return Err(super::eval::too_many(pattern, names.len()));
         }
-        let mut out = Vec::new();
+        // Series come out sorted by name, each name once, whatever order the names came in.
+        names.sort_unstable();
+        names.dedup();
         for name in names {
             if let Some((start, end, step, values)) = self.fetch_one(&name, from, until, now)? {
                 let mut series = Series::new(name, start, end, step, values, x_files_factor);
                 series.path_expression = pattern.to_string();
-                out.push(series);
+                if !each(series)? {
+                    return Ok(false);
+                }
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out.dedup_by(|a, b| a.name == b.name);
-        Ok(out)
+        Ok(true)
     }
 }
 

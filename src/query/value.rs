@@ -162,13 +162,22 @@ impl Args {
     }
 
     /// Every series list given for a `multiple` series parameter, concatenated in order.
+    /// The lists are moved out (as [`Args::series`] moves its list): the fetched data is
+    /// never copied.
     pub fn series_all(&mut self, name: &str) -> Result<Vec<Series>, QueryError> {
-        let values: Vec<Value> = self.slot(name).to_vec();
+        if let Some(other) = self
+            .slot(name)
+            .iter()
+            .find(|v| !matches!(v, Value::SeriesList(_)))
+        {
+            return Err(self.err(name, "a series list", other));
+        }
         let mut out = Vec::new();
-        for v in values {
-            match v {
-                Value::SeriesList(list) => out.extend(list),
-                other => return Err(self.err(name, "a series list", &other)),
+        if let Some((_, values)) = self.slots.iter_mut().find(|(p, _)| p.name == name) {
+            for v in values.iter_mut() {
+                if let Value::SeriesList(list) = v {
+                    out.append(list);
+                }
             }
         }
         Ok(out)

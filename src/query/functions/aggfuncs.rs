@@ -70,6 +70,192 @@ impl AggFunc {
     }
 }
 
+/// `[func(row) if xffValues(row, xff) else None for row in izip_longest(*columns)]` without
+/// forming the rows: each column (one series' values) is folded into per-row accumulators in
+/// column order, which is the order a row lists its values in, so every sum, product and
+/// comparison happens in the same order as [`AggFunc::apply`] on the row and the results are
+/// bit-identical. A column shorter than the longest counts as None past its end, as
+/// `izip_longest` pads it. Median needs the whole row and gathers it into one reused buffer;
+/// stddev folds the columns twice (the mean, then the squared deviations).
+pub fn aggregate_columns(
+    func: AggFunc,
+    columns: &[&[Option<f64>]],
+    x_files_factor: f64,
+) -> Vec<Option<f64>> {
+    let width = columns.len();
+    if func == AggFunc::Median {
+        let len = columns.iter().map(|c| c.len()).max().unwrap_or(0);
+        let mut row = Vec::with_capacity(width);
+        return (0..len)
+            .map(|i| {
+                row.clear();
+                row.extend(columns.iter().map(|c| c.get(i).copied().flatten()));
+                if passes_xff(safe_len(&row) as u32, width, x_files_factor) {
+                    func.apply(&row)
+                } else {
+                    None
+                }
+            })
+            .collect();
+    }
+    let mut fold = ColumnFold::any(func);
+    for column in columns {
+        fold.add(column);
+    }
+    if func == AggFunc::Stddev {
+        let mut squares = vec![0.0; fold.count.len()];
+        for column in columns {
+            for (i, v) in column.iter().enumerate() {
+                if let Some(v) = *v {
+                    let avg = fold.acc[i] / f64::from(fold.count[i]);
+                    squares[i] += (v - avg) * (v - avg);
+                }
+            }
+        }
+        fold.acc = squares;
+    }
+    fold.finish(x_files_factor)
+}
+
+/// Folds each non-null value of a column into its row: `step(acc, first value of the row, v)`.
+fn fold_each<'a>(
+    rows: impl Iterator<Item = ((&'a mut f64, &'a mut u32), &'a Option<f64>)>,
+    step: impl Fn(&mut f64, bool, f64),
+) {
+    for ((acc, count), v) in rows {
+        if let Some(v) = *v {
+            step(acc, *count == 0, v);
+            *count += 1;
+        }
+    }
+}
+
+/// graphite-web's `xffValues` for a row of `width` values of which `count` are not None.
+fn passes_xff(count: u32, width: usize, x_files_factor: f64) -> bool {
+    count > 0 && (f64::from(count) / width as f64) >= x_files_factor
+}
+
+/// Running per-row state of an aggregation fed one column (one series' values) at a time, in
+/// row order: the running result, the running minimum for `range`, and the count of non-null
+/// values. Lets an aggregate read its series one by one and keep none of them.
+pub struct ColumnFold {
+    func: AggFunc,
+    acc: Vec<f64>,
+    low: Vec<f64>,
+    count: Vec<u32>,
+    width: usize,
+}
+
+impl ColumnFold {
+    /// A fold for the functions that need only one pass over each value; None for median and
+    /// stddev, which need whole rows or a second pass.
+    pub fn new(func: AggFunc) -> Option<ColumnFold> {
+        (!matches!(func, AggFunc::Median | AggFunc::Stddev)).then(|| ColumnFold::any(func))
+    }
+
+    fn any(func: AggFunc) -> ColumnFold {
+        ColumnFold {
+            func,
+            acc: Vec::new(),
+            low: Vec::new(),
+            count: Vec::new(),
+            width: 0,
+        }
+    }
+
+    /// Folds in the next column of the rows.
+    pub fn add(&mut self, column: &[Option<f64>]) {
+        self.width += 1;
+        if column.len() > self.count.len() {
+            // Rows only earlier columns were too short to reach: nothing counted yet.
+            self.acc.resize(column.len(), 0.0);
+            self.count.resize(column.len(), 0);
+            if self.func == AggFunc::Range {
+                self.low.resize(column.len(), 0.0);
+            }
+        }
+        // One loop per function, over zipped slices: no bounds checks and no dispatch per value,
+        // which keeps the fold well below the cost of reading the values.
+        let rows = self.acc.iter_mut().zip(self.count.iter_mut()).zip(column);
+        match self.func {
+            AggFunc::Sum | AggFunc::Average | AggFunc::AvgZero | AggFunc::Stddev => {
+                for ((acc, count), v) in rows {
+                    if let Some(v) = *v {
+                        *acc += v;
+                        *count += 1;
+                    }
+                }
+            }
+            AggFunc::Min => fold_each(rows, |acc, first, v| {
+                if first || v < *acc {
+                    *acc = v
+                }
+            }),
+            AggFunc::Max => fold_each(rows, |acc, first, v| {
+                if first || v > *acc {
+                    *acc = v
+                }
+            }),
+            // safeDiff: the first value, then each later one negated, summed from zero.
+            AggFunc::Diff => fold_each(rows, |acc, first, v| *acc += if first { v } else { -v }),
+            AggFunc::Multiply => fold_each(rows, |acc, first, v| {
+                *acc = if first { v } else { *acc * v }
+            }),
+            AggFunc::Last => fold_each(rows, |acc, _, v| *acc = v),
+            AggFunc::Count | AggFunc::Median => fold_each(rows, |_, _, _| {}),
+            AggFunc::Range => {
+                let rows = rows.zip(self.low.iter_mut());
+                for (((acc, count), v), low) in rows {
+                    if let Some(v) = *v {
+                        let first = *count == 0;
+                        if first || v > *acc {
+                            *acc = v
+                        }
+                        if first || v < *low {
+                            *low = v
+                        }
+                        *count += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Columns folded so far (the width of every row).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The aggregated row values, None where a row fails the xFilesFactor test.
+    pub fn finish(self, x_files_factor: f64) -> Vec<Option<f64>> {
+        let width = self.width;
+        (0..self.count.len())
+            .map(|i| {
+                let count = self.count[i];
+                if !passes_xff(count, width, x_files_factor) {
+                    return None;
+                }
+                let acc = self.acc[i];
+                Some(match self.func {
+                    AggFunc::Sum | AggFunc::Diff | AggFunc::Min | AggFunc::Max | AggFunc::Last => {
+                        acc
+                    }
+                    AggFunc::Average => acc / f64::from(count),
+                    // None counts as zero: adding 0.0 never changes a sum that starts at +0.0.
+                    AggFunc::AvgZero => acc / width as f64,
+                    // `acc` holds the squared deviations by now (see aggregate_columns).
+                    AggFunc::Stddev => (acc / f64::from(count)).sqrt(),
+                    AggFunc::Count => f64::from(count),
+                    AggFunc::Range => acc - self.low[i],
+                    // safe_mul: any None in the row, padding included, makes the product None.
+                    AggFunc::Multiply if count as usize == width => acc,
+                    AggFunc::Multiply | AggFunc::Median => return None,
+                })
+            })
+            .collect()
+    }
+}
+
 fn usable(values: &[Option<f64>]) -> Vec<f64> {
     values.iter().flatten().copied().collect()
 }
@@ -187,3 +373,72 @@ pub const AGG_FUNC_NAMES: &[&str] = &[
     "average", "avg", "avg_zero", "count", "current", "diff", "last", "max", "median", "min",
     "multiply", "range", "rangeOf", "stddev", "sum", "total",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ALL: [AggFunc; 12] = [
+        AggFunc::Average,
+        AggFunc::AvgZero,
+        AggFunc::Median,
+        AggFunc::Sum,
+        AggFunc::Min,
+        AggFunc::Max,
+        AggFunc::Diff,
+        AggFunc::Stddev,
+        AggFunc::Count,
+        AggFunc::Range,
+        AggFunc::Multiply,
+        AggFunc::Last,
+    ];
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(-0.0)),
+            Just(Some(f64::NAN)),
+            Just(Some(f64::INFINITY)),
+            (-1e6f64..1e6).prop_map(Some),
+            (-3i32..3).prop_map(|i| Some(f64::from(i) * 0.1)),
+        ]
+    }
+
+    fn same(a: &[Option<f64>], b: &[Option<f64>]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| match (x, y) {
+                (Some(x), Some(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                (None, None) => true,
+                _ => false,
+            })
+    }
+
+    proptest! {
+        /// Folding columns gives exactly what applying the function to each padded row gives.
+        #[test]
+        fn columns_match_rows(
+            columns in prop::collection::vec(prop::collection::vec(value(), 0..6), 1..6),
+            xff in prop_oneof![Just(0.0), Just(0.5), Just(1.0)],
+        ) {
+            let cols: Vec<&[Option<f64>]> = columns.iter().map(Vec::as_slice).collect();
+            let len = columns.iter().map(Vec::len).max().unwrap_or(0);
+            for func in ALL {
+                let want: Vec<Option<f64>> = (0..len)
+                    .map(|i| {
+                        let row: Vec<Option<f64>> =
+                            cols.iter().map(|c| c.get(i).copied().flatten()).collect();
+                        let n = safe_len(&row);
+                        if n > 0 && (n as f64 / row.len() as f64) >= xff {
+                            func.apply(&row)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let got = aggregate_columns(func, &cols, xff);
+                prop_assert!(same(&got, &want), "{:?}: {:?} != {:?}", func, got, want);
+            }
+        }
+    }
+}

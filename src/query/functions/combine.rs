@@ -10,9 +10,10 @@
 //! the last normalization for series that found no partner. These quirks are deliberate: they
 //! are what Grafana gets from graphite-web.
 
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 
-use super::aggfuncs::{safe_div, safe_sum, AggFunc, AGG_FUNC_NAMES};
+use super::aggfuncs::{aggregate_columns, safe_div, safe_sum, AggFunc, ColumnFold, AGG_FUNC_NAMES};
 use super::{FunctionDef, Literal, Param, ParamType};
 use crate::python::format::{float_repr, printf_g};
 use crate::query::ast::Expr;
@@ -353,32 +354,34 @@ fn bounds<'a>(series: impl IntoIterator<Item = &'a Series>) -> Option<(i64, i64,
 
 /// The values a series yields once `normalize` has set it to `step`: consolidated in groups of
 /// `step / own step` with its own function and xFilesFactor (replacing any earlier grouping).
-fn values_at(series: &Series, step: i64) -> Vec<Option<f64>> {
+/// A series already at `step` lends its values: most lists share one step, and copying a
+/// thousand day-long series only to read them once is what made sumSeries slow.
+fn values_at(series: &Series, step: i64) -> Cow<'_, [Option<f64>]> {
     let per_point = if series.step > 0 && step > series.step {
         (step / series.step) as usize
     } else {
         1
     };
     if per_point <= 1 {
-        return series.values.clone();
+        return Cow::Borrowed(&series.values);
     }
-    consolidate(
+    Cow::Owned(consolidate(
         &series.values,
         per_point,
         series.consolidation,
         series.x_files_factor,
-    )
+    ))
 }
 
 /// `normalize` of a list: the bounds and each series' values at the common step.
-struct Normalized {
+struct Normalized<'a> {
     start: i64,
     end: i64,
     step: i64,
-    values: Vec<Vec<Option<f64>>>,
+    values: Vec<Cow<'a, [Option<f64>]>>,
 }
 
-fn normalize<'a>(series: impl IntoIterator<Item = &'a Series> + Clone) -> Option<Normalized> {
+fn normalize<'a>(series: impl IntoIterator<Item = &'a Series> + Clone) -> Option<Normalized<'a>> {
     let (start, end, step) = bounds(series.clone())?;
     let values = series.into_iter().map(|s| values_at(s, step)).collect();
     Some(Normalized {
@@ -389,10 +392,15 @@ fn normalize<'a>(series: impl IntoIterator<Item = &'a Series> + Clone) -> Option
     })
 }
 
-impl Normalized {
+impl Normalized<'_> {
+    /// Each series' values at the common step, in list order.
+    fn columns(&self) -> Vec<&[Option<f64>]> {
+        self.values.iter().map(|v| &**v).collect()
+    }
+
     /// The rows `izip_longest` forms: index by index, shorter series padded with None.
     fn rows(&self) -> Vec<Vec<Option<f64>>> {
-        let len = self.values.iter().map(Vec::len).max().unwrap_or(0);
+        let len = self.values.iter().map(|v| v.len()).max().unwrap_or(0);
         (0..len)
             .map(|i| {
                 self.values
@@ -413,13 +421,6 @@ fn format_path_expressions<'a>(series: impl IntoIterator<Item = &'a Series>) -> 
         }
     }
     seen.join(",")
-}
-
-/// graphite-web's `xffValues`: a row counts when it has a non-null value and the share of
-/// non-null values reaches the xFilesFactor.
-fn passes_xff(row: &[Option<f64>], x_files_factor: f64) -> bool {
-    let non_null = row.iter().flatten().count();
-    non_null > 0 && (non_null as f64 / row.len() as f64) >= x_files_factor
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -456,31 +457,25 @@ fn func_arg(args: &Args, name: &str) -> Result<String, QueryError> {
 }
 
 /// graphite-web's `aggregate(requestContext, seriesList, func, xFilesFactor)`: one series
-/// named `<func>Series(<path expressions>)`, or nothing for no input.
-fn aggregate_list(
+/// named `<func>Series(<path expressions>)`, or nothing for no input. The series are borrowed
+/// (owned or not) and aggregated column by column, so a request holds one copy of its data.
+fn aggregate_list<S: Borrow<Series>>(
     ctx: &Context<'_>,
     function: &str,
-    series: &[Series],
+    series: &[S],
     raw_func: &str,
     x_files_factor: Option<f64>,
 ) -> Result<Option<Series>, QueryError> {
     let (func, agg) = agg_func(function, raw_func)?;
-    let Some(norm) = normalize(series) else {
+    let Some(norm) = normalize(series.iter().map(Borrow::borrow)) else {
         return Ok(None);
     };
     let xff = x_files_factor.unwrap_or(ctx.x_files_factor);
-    let name = format!("{func}Series({})", format_path_expressions(series));
-    let values = norm
-        .rows()
-        .iter()
-        .map(|row| {
-            if passes_xff(row, xff) {
-                agg.apply(row)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let name = format!(
+        "{func}Series({})",
+        format_path_expressions(series.iter().map(Borrow::borrow))
+    );
+    let values = aggregate_columns(agg, &norm.columns(), xff);
     let mut tags = common_tags(series);
     tags.entry("name".to_string())
         .or_insert_with(|| name.clone());
@@ -491,15 +486,29 @@ fn aggregate_list(
 }
 
 /// The tags every series shares with the same value.
-fn common_tags(series: &[Series]) -> Tags {
+fn common_tags<S: Borrow<Series>>(series: &[S]) -> Tags {
     let Some(first) = series.first() else {
         return Tags::new();
     };
-    let mut tags = first.tags.clone();
+    let mut tags = first.borrow().tags.clone();
     for s in &series[1..] {
-        tags.retain(|k, v| s.tags.get(k) == Some(v));
+        let other = &s.borrow().tags;
+        tags.retain(|k, v| other.get(k) == Some(v));
     }
     tags
+}
+
+/// Every series of a `multiple` series-list parameter, borrowed in order. Anything else than
+/// series lists takes `series_all`'s path, for its error.
+fn borrowed_series<'a>(args: &'a Args, name: &str) -> Option<Vec<&'a Series>> {
+    let mut out = Vec::new();
+    for v in args.all(name) {
+        match v {
+            Value::SeriesList(list) => out.extend(list),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 fn list(series: Option<Series>) -> Value {
@@ -514,6 +523,15 @@ fn aggregate(ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryError>
 }
 
 fn shorthand_run(ctx: &Context<'_>, mut args: Args, func: &str) -> Result<Value, QueryError> {
+    if let Some(series) = borrowed_series(&args, "seriesLists") {
+        return Ok(list(aggregate_list(
+            ctx,
+            args.function(),
+            &series,
+            func,
+            None,
+        )?));
+    }
     let series = args.series_all("seriesLists")?;
     Ok(list(aggregate_list(
         ctx,
@@ -522,6 +540,103 @@ fn shorthand_run(ctx: &Context<'_>, mut args: Args, func: &str) -> Result<Value,
         func,
         None,
     )?))
+}
+
+/// The aggregation of the shorthands [`fold_paths`] may run while reading: those that need each
+/// value once (stddev makes two passes; multiplySeries hands a lone series back as it is).
+fn foldable(def: &FunctionDef) -> Option<&'static str> {
+    let func = match def.name {
+        "sum" | "sumSeries" => "sum",
+        "avg" | "averageSeries" => "average",
+        "minSeries" => "min",
+        "maxSeries" => "max",
+        "diffSeries" => "diff",
+        "rangeOfSeries" => "rangeOf",
+        _ => return None,
+    };
+    // Only when the registry resolved the name to this module's shorthand (FUNCTIONS is a
+    // const, so its entries have no one address to compare).
+    FUNCTIONS
+        .iter()
+        .any(|f| f.name == def.name && f.group == def.group && f.signature == def.signature)
+        .then_some(func)
+}
+
+/// sumSeries (and the other one-pass shorthands) whose arguments are all plain path
+/// expressions: each series is folded into the result as it is read and then dropped, so the
+/// request holds one series at a time instead of all of them (a thousand day-long series are
+/// 138 MB as `Option<f64>`s). The answer is the one [`aggregate_list`] gives on the fetched
+/// list. `Ok(None)` means "evaluate as usual": another function or argument shape, or series of
+/// different steps, which normalize must consolidate to a common step before any row is formed
+/// (the fetch counters are rolled back before the ordinary evaluation reads them again).
+pub(crate) fn fold_paths(
+    ctx: &mut Context<'_>,
+    def: &FunctionDef,
+    call: &crate::query::ast::Call,
+) -> Result<Option<Value>, QueryError> {
+    let Some(raw_func) = foldable(def) else {
+        return Ok(None);
+    };
+    if call.args.is_empty() || !call.kwargs.is_empty() {
+        return Ok(None);
+    }
+    let mut paths = Vec::with_capacity(call.args.len());
+    for arg in &call.args {
+        match arg {
+            Expr::Path(p) => paths.push(p.as_str()),
+            _ => return Ok(None),
+        }
+    }
+    let (func, agg) = agg_func(def.name, raw_func)?;
+    let Some(mut fold) = ColumnFold::new(agg) else {
+        return Ok(None);
+    };
+    let before = ctx.fetched();
+    // (start, end, step) so far; with one step throughout, normalize's bounds are the earliest
+    // start and the latest end.
+    let mut bounds: Option<(i64, i64, i64)> = None;
+    let mut tags: Option<Tags> = None;
+    let mut expressions: Vec<String> = Vec::new();
+    for path in paths {
+        let complete = ctx.fetch_each(path, &mut |s: Series| {
+            match &mut bounds {
+                None => bounds = Some((s.start, s.end, s.step)),
+                Some((_, _, step)) if *step != s.step => return Ok(false),
+                Some((start, end, _)) => {
+                    *start = (*start).min(s.start);
+                    *end = (*end).max(s.end);
+                }
+            }
+            match &mut tags {
+                None => tags = Some(s.tags.clone()),
+                Some(t) => t.retain(|k, v| s.tags.get(k) == Some(v)),
+            }
+            if !expressions.contains(&s.path_expression) {
+                expressions.push(s.path_expression.clone());
+            }
+            fold.add(&s.values);
+            Ok(true)
+        })?;
+        if !complete {
+            ctx.set_fetched(before);
+            return Ok(None);
+        }
+    }
+    let Some((start, mut end, step)) = bounds else {
+        return Ok(Some(Value::SeriesList(Vec::new())));
+    };
+    if step > 0 {
+        end -= (end - start).rem_euclid(step);
+    }
+    let xff = ctx.x_files_factor;
+    let name = format!("{func}Series({})", expressions.join(","));
+    let mut tags = tags.unwrap_or_default();
+    tags.entry("name".to_string())
+        .or_insert_with(|| name.clone());
+    tags.insert("aggregatedBy".to_string(), func);
+    let mut out = Series::new(name, start, end, step, fold.finish(xff), xff);
+    out.tags = tags;
+    Ok(Some(Value::SeriesList(vec![out])))
 }
 
 fn sum_series(ctx: &mut Context<'_>, args: Args) -> Result<Value, QueryError> {
@@ -558,6 +673,15 @@ fn multiply_series(ctx: &mut Context<'_>, mut args: Args) -> Result<Value, Query
         if only.len() == 1 {
             return Ok(Value::SeriesList(only.clone()));
         }
+    }
+    if let Some(series) = borrowed_series(&args, "seriesLists") {
+        return Ok(list(aggregate_list(
+            ctx,
+            "multiplySeries",
+            &series,
+            "multiply",
+            None,
+        )?));
     }
     let series = args.series_all("seriesLists")?;
     Ok(list(aggregate_list(
@@ -721,7 +845,7 @@ fn count_series(ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryErr
         return Ok(Value::SeriesList(Vec::new()));
     };
     let name = format!("countSeries({})", format_path_expressions(&series));
-    let len = norm.values.iter().map(Vec::len).max().unwrap_or(0);
+    let len = norm.values.iter().map(|v| v.len()).max().unwrap_or(0);
     let values = vec![Some(series.len() as f64); len];
     Ok(Value::SeriesList(vec![Series::new(
         name,
@@ -1110,7 +1234,7 @@ fn pair_percent(ctx: &Context<'_>, series: &Series, total: &Series) -> (Series, 
         start: series.start,
         end: series.end,
         step: series.step,
-        values: vec![Vec::new(), Vec::new()],
+        values: vec![Cow::Owned(Vec::new()), Cow::Owned(Vec::new())],
     });
     let values = norm.rows().iter().map(|r| percent(r[0], r[1])).collect();
     let b = (norm.start, norm.end, norm.step);
@@ -1168,7 +1292,7 @@ fn as_percent(ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryError
             // normalize([seriesList, total]) re-groups the series with the total's step too.
             let t = &list[0];
             step_all = bounds(series.iter().chain([t])).map_or(step_all, |b| b.2);
-            (values_at(t, step_all), t.name.clone())
+            (values_at(t, step_all).into_owned(), t.name.clone())
         }
         // As many totals as series: paired below.
         Total::List(_) => (Vec::new(), String::new()),
@@ -1357,6 +1481,84 @@ mod tests {
         assert_eq!(values_at(&a, 300).len(), 12);
     }
 
+    /// Series by pattern: `m.*` four series of one step with different starts, lengths, nulls
+    /// and tags; `mixed.*` one of them and a 120 s series.
+    struct Fixed;
+
+    impl crate::query::eval::SeriesSource for Fixed {
+        fn fetch(
+            &self,
+            pattern: &str,
+            _: i64,
+            _: i64,
+            _: i64,
+            xff: f64,
+        ) -> Result<Vec<Series>, QueryError> {
+            let v = |n: usize, k: f64| -> Vec<Option<f64>> {
+                (0..n)
+                    .map(|i| (i % 3 != 1).then_some(i as f64 * k - 2.5))
+                    .collect()
+            };
+            let mut out = vec![
+                Series::new("m;dc=a;h=1", 0, 600, 60, v(10, 1.5), xff),
+                Series::new("m;dc=a;h=2", 60, 600, 60, v(9, -0.1), xff),
+                Series::new("m;dc=a;h=3", 0, 480, 60, v(8, 7.0), xff),
+                Series::new("m;dc=a;h=4", 0, 660, 60, vec![None; 11], xff),
+            ];
+            if pattern == "mixed.*" {
+                out.truncate(1);
+                out.push(Series::new("slow", 0, 600, 120, v(5, 2.0), xff));
+            }
+            for s in &mut out {
+                s.path_expression = pattern.to_string();
+            }
+            Ok(out)
+        }
+    }
+
+    /// Folding series as they are read gives what aggregating the fetched list gives, for every
+    /// foldable shorthand, and series of different steps take the ordinary path.
+    #[test]
+    fn folding_while_reading_matches_the_fetched_list() {
+        let source = Fixed;
+        for target in [
+            "sumSeries(m.*)",
+            "sum(m.*,m.*)",
+            "averageSeries(m.*)",
+            "avg(m.*)",
+            "minSeries(m.*)",
+            "maxSeries(m.*)",
+            "diffSeries(m.*)",
+            "rangeOfSeries(m.*)",
+            "sumSeries(mixed.*)",
+            "sumSeries(m.*,mixed.*)",
+            "averageSeries(mixed.*,m.*)",
+        ] {
+            for xff in [0.0, 0.5] {
+                let mut ctx = Context::new(0, 600, 600, chrono_tz::UTC, &source);
+                ctx.x_files_factor = xff;
+                let expr = crate::query::parser::parse(target).expect("parse");
+                let Expr::Call(call) = &expr else {
+                    panic!("{target} is a call")
+                };
+                let def = super::super::lookup(&call.name).expect("known");
+                let folded = fold_paths(&mut ctx, def, call).expect("fold");
+                assert_eq!(ctx.fetched().0 > 0, folded.is_some(), "{target}");
+                let mut lists = Vec::new();
+                for arg in &call.args {
+                    let Expr::Path(p) = arg else { panic!("path") };
+                    lists.push(Value::SeriesList(ctx.fetch(p).expect("fetch")));
+                }
+                let args = Args::bind(def.name, def.params, lists, vec![]).expect("bind");
+                let want = (def.run)(&mut ctx, args).expect("run");
+                match folded {
+                    Some(got) => assert_eq!(got, want, "{target} xff {xff}"),
+                    None => assert!(target.contains("mixed"), "{target} was not folded"),
+                }
+            }
+        }
+    }
+
     struct NoSource;
 
     impl crate::query::eval::SeriesSource for NoSource {
@@ -1425,10 +1627,13 @@ mod tests {
         assert_eq!(tags, Some(want));
     }
 
+    /// graphite-web's `xffValues`: a row counts when it has a non-null value and the share of
+    /// non-null values reaches the xFilesFactor.
     #[test]
     fn xff_needs_a_value_and_the_share() {
-        assert!(!passes_xff(&[None, None], 0.0));
-        assert!(passes_xff(&[Some(1.0), None], 0.5));
-        assert!(!passes_xff(&[Some(1.0), None, None], 0.5));
+        let sum = |columns: &[&[Option<f64>]], xff| aggregate_columns(AggFunc::Sum, columns, xff);
+        assert_eq!(sum(&[&[None], &[None]], 0.0), vec![None]);
+        assert_eq!(sum(&[&[Some(1.0)], &[None]], 0.5), vec![Some(1.0)]);
+        assert_eq!(sum(&[&[Some(1.0)], &[None], &[None]], 0.5), vec![None]);
     }
 }
