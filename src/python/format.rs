@@ -7,44 +7,374 @@ use std::fmt::Write as _;
 /// Python's `repr(float)` (also `str(float)` and `"%s" % float`): shortest round-trip digits,
 /// `.0` on integral values, exponent form when the decimal exponent is < -4 or >= 16.
 pub fn float_repr(v: f64) -> String {
+    let mut buf = ReprBuf::new();
+    let n = repr_into(v, &mut buf.0);
+    String::from_utf8_lossy(&buf.0[..n]).into_owned()
+}
+
+/// [`float_repr`] appended to `out`, with no allocation besides `out`'s own growth.
+pub fn push_float_repr(out: &mut Vec<u8>, v: f64) {
+    let mut buf = ReprBuf::new();
+    let n = repr_into(v, &mut buf.0);
+    out.extend_from_slice(&buf.0[..n]);
+}
+
+/// [`float_repr`] appended to a `String`.
+pub fn push_float_repr_str(out: &mut String, v: f64) {
+    let mut buf = ReprBuf::new();
+    let n = repr_into(v, &mut buf.0);
+    // The buffer holds ASCII only, so this never takes the lossy branch.
+    out.push_str(std::str::from_utf8(&buf.0[..n]).unwrap_or("nan"));
+}
+
+/// An integer in decimal appended to `out` (what `write!(out, "{i}")` gives, without the
+/// formatting machinery).
+pub fn push_int(out: &mut Vec<u8>, i: i64) {
+    let mut buf = [0u8; 20];
+    let start = decimal_digits(i.unsigned_abs(), &mut buf);
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[start..]);
+}
+
+/// "00" to "99", so digits come out two at a time.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// `u` in decimal at the start of `dst` (which has room for its up to 20 digits); returns the
+/// length. Written in place from the right, so there is no copy of a variable length.
+fn write_decimal(mut u: u64, dst: &mut [u8]) -> usize {
+    let mut len = 1;
+    let mut t = u;
+    while t >= 10 {
+        t /= 10;
+        len += 1;
+    }
+    let mut pos = len;
+    while u >= 100 {
+        let pair = (u % 100) as usize * 2;
+        u /= 100;
+        pos -= 2;
+        dst[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if u >= 10 {
+        let pair = u as usize * 2;
+        dst[pos - 2..pos].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        dst[pos - 1] = b'0' + u as u8;
+    }
+    len
+}
+
+/// `u` in decimal, right-aligned in `buf`; returns where its first digit is.
+fn decimal_digits(mut u: u64, buf: &mut [u8; 20]) -> usize {
+    let mut pos = buf.len();
+    while u >= 100 {
+        let pair = (u % 100) as usize * 2;
+        u /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if u >= 10 {
+        let pair = u as usize * 2;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        pos -= 1;
+        buf[pos] = b'0' + u as u8;
+    }
+    pos
+}
+
+/// The longest repr is `-1.7976931348623157e+308` (24 bytes).
+struct ReprBuf([u8; 32]);
+
+impl ReprBuf {
+    fn new() -> ReprBuf {
+        ReprBuf([0; 32])
+    }
+}
+
+/// Powers of ten that an f64 holds exactly.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Writes `repr(v)` at the start of `buf` and returns its length: [`float_repr`] for writers
+/// that place it themselves (the render JSON writer copies fixed-size blocks).
+pub fn float_repr_into(v: f64, buf: &mut [u8; 32]) -> usize {
+    repr_into(v, buf)
+}
+
+fn repr_into(v: f64, buf: &mut [u8; 32]) -> usize {
     if v.is_nan() {
-        return "nan".to_string();
+        buf[..3].copy_from_slice(b"nan");
+        return 3;
     }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
+    let neg = v.is_sign_negative();
+    let a = v.abs();
+    if a.is_infinite() {
+        return put_signed(buf, neg, b"inf");
     }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
+    if a == 0.0 {
+        return put_signed(buf, neg, b"0.0");
     }
-    // Rust's `{:e}` gives the same shortest round-trip digits as Python's repr.
-    let sci = format!("{:e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    let sign = if v < 0.0 { "-" } else { "" };
-    if !(-4..16).contains(&exp) {
-        let (first, rest) = digits.split_at(1);
-        let mant = if rest.is_empty() {
-            first.to_string()
+    // Integral values below 10^15 (counters, gauges) are their digits and ".0".
+    if a < 1e15 && (a as u64) as f64 == a {
+        let mut n = 0;
+        if neg {
+            buf[0] = b'-';
+            n = 1;
+        }
+        n += write_decimal(a as u64, &mut buf[n..]);
+        buf[n..n + 2].copy_from_slice(b".0");
+        return n + 2;
+    }
+    let mut digits = [0u8; 20];
+    let (start, exp) = match short_decimal(a) {
+        Some((d, k)) => {
+            let pos = decimal_digits(d, &mut digits);
+            let n = (digits.len() - pos) as i32;
+            (pos, n - 1 - k as i32)
+        }
+        None => match shortest_digits(a, &mut digits) {
+            Some((n, exp)) => {
+                let (n, exp) = settle_tie(a, &mut digits, n, exp);
+                // Shift to the tail of `digits` so both branches share the layout below.
+                let at = digits.len() - n;
+                digits.copy_within(..n, at);
+                (at, exp)
+            }
+            // Unreachable for finite non-zero values; kept total rather than panicking.
+            None => return put_signed(buf, neg, b"nan"),
+        },
+    };
+    layout(buf, neg, &digits[start..], exp)
+}
+
+fn put_signed(buf: &mut [u8; 32], neg: bool, text: &[u8]) -> usize {
+    let mut n = 0;
+    if neg {
+        buf[0] = b'-';
+        n = 1;
+    }
+    buf[n..n + text.len()].copy_from_slice(text);
+    n + text.len()
+}
+
+/// The shortest round-trip decimal of a positive finite `a` as `(d, k)` with `a = d / 10^k`,
+/// when it has at most 15 significant digits and `k <= 22`; otherwise `None`.
+///
+/// Why this is exact: for `d < 2^53` and `k <= 22` both `d` and `10^k` are exact f64s, so the
+/// one IEEE division `d / 10^k` is the correctly rounded value of the decimal, i.e. the
+/// decimal reads back as `a` exactly when the division gives `a`. A double's rounding interval
+/// is narrower (relative width <= 2^-52) than the gap between two decimals of at most 15
+/// significant digits (relative >= 10^-15), so a 15-digit decimal that reads back as `a` is
+/// the only one of that length or shorter: it is the shortest, which is what repr prints. The
+/// first `k` that works has no trailing zero in `d` (else `k - 1` would have worked). Finding
+/// `d` by `round(a * 10^k)` is safe: the product is off by at most ~2.3e-16 * d < 0.5.
+fn short_decimal(a: f64) -> Option<(u64, u32)> {
+    for (k, p) in POW10.iter().enumerate() {
+        let m = a * p;
+        if m >= 1e15 {
+            return None;
+        }
+        let d = m.round();
+        if d / p == a {
+            return Some((d as u64, k as u32));
+        }
+    }
+    None
+}
+
+/// A `fmt::Write` into a fixed stack buffer (Rust's `{:e}` of an f64 fits in 32 bytes).
+struct StackWriter {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl std::fmt::Write for StackWriter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Shortest round-trip digits of a positive finite `a` from Rust's `{:e}` (the same digits as
+/// Python's repr), written to the start of `digits`: `(count, decimal exponent)`.
+fn shortest_digits(a: f64, digits: &mut [u8; 20]) -> Option<(usize, i32)> {
+    let mut w = StackWriter {
+        buf: [0; 32],
+        len: 0,
+    };
+    write!(w, "{a:e}").ok()?;
+    let text = &w.buf[..w.len];
+    let e_at = text.iter().position(|&b| b == b'e')?;
+    let mut n = 0;
+    for &b in &text[..e_at] {
+        if b.is_ascii_digit() {
+            *digits.get_mut(n)? = b;
+            n += 1;
+        }
+    }
+    let exp: i32 = std::str::from_utf8(&text[e_at + 1..]).ok()?.parse().ok()?;
+    (n > 0).then_some((n, exp))
+}
+
+/// `a` exactly as `n * 10^p` when that takes at most 18 significant digits (`n` has no
+/// trailing zero), from its binary form `m * 2^e`.
+fn exact_short_decimal(a: f64) -> Option<(u64, i32)> {
+    const LIMIT: u128 = 1_000_000_000_000_000_000;
+    let bits = a.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    let (mut m, mut e) = if biased == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1u64 << 52), biased - 1075)
+    };
+    if m == 0 {
+        return None;
+    }
+    let tz = m.trailing_zeros();
+    m >>= tz;
+    e += tz as i32;
+    // m is odd now, so a product with powers of five has no trailing decimal zero.
+    let (n, p) = if e >= 0 {
+        let mut fives = 0;
+        while m % 5 == 0 {
+            m /= 5;
+            fives += 1;
+        }
+        if e >= fives {
+            let shift = (e - fives) as u32;
+            if shift >= 64 {
+                return None;
+            }
+            ((m as u128) << shift, fives)
         } else {
-            format!("{first}.{rest}")
-        };
-        return format!(
-            "{sign}{mant}e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        );
+            (m as u128 * 5u128.pow((fives - e) as u32), e)
+        }
+    } else {
+        let k = -e;
+        // 5^27 alone has 19 digits.
+        if k > 26 {
+            return None;
+        }
+        (m as u128 * 5u128.pow(k as u32), e)
+    };
+    (n < LIMIT).then_some((n as u64, p))
+}
+
+/// Rust's shortest digits break an exact tie between two equally short, equally close
+/// decimals upwards; CPython's dtoa takes the one with the even last digit. A tie needs `a`'s
+/// exact decimal to be one digit longer than the shortest and end in 5, which only happens
+/// for values that need 16 or 17 digits (e.g. 1000000000000000.25 is "1000000000000000.2").
+fn settle_tie(a: f64, digits: &mut [u8; 20], n: usize, exp: i32) -> (usize, i32) {
+    let Some((exact, p)) = exact_short_decimal(a) else {
+        return (n, exp);
+    };
+    if exact % 10 != 5 || decimal_len(exact) != n + 1 {
+        return (n, exp);
     }
-    let n = digits.len() as i32;
-    let body = if exp < 0 {
-        format!("0.{}{}", "0".repeat((-exp - 1) as usize), digits)
-    } else if exp + 1 >= n {
-        format!("{}{}.0", digits, "0".repeat((exp + 1 - n) as usize))
+    let below = exact / 10;
+    let above = below + 1;
+    let reads_back = |c: u64| {
+        let mut w = StackWriter {
+            buf: [0; 32],
+            len: 0,
+        };
+        write!(w, "{c}e{}", p + 1).is_ok()
+            && std::str::from_utf8(&w.buf[..w.len])
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+                == Some(a)
+    };
+    let chosen = match (reads_back(below), reads_back(above)) {
+        (true, true) if below % 2 == 0 => below,
+        (true, true) => above,
+        (true, false) => below,
+        (false, true) => above,
+        (false, false) => return (n, exp),
+    };
+    let mut c = chosen;
+    let mut q = p + 1;
+    while c % 10 == 0 && c != 0 {
+        c /= 10;
+        q += 1;
+    }
+    let len = decimal_len(c);
+    let mut u = c;
+    for slot in digits[..len].iter_mut().rev() {
+        *slot = b'0' + (u % 10) as u8;
+        u /= 10;
+    }
+    (len, len as i32 - 1 + q)
+}
+
+fn decimal_len(mut u: u64) -> usize {
+    let mut len = 1;
+    while u >= 10 {
+        u /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// Python's layout of significant `digits` (no trailing zeros past the point) whose first digit
+/// has decimal exponent `exp`.
+fn layout(buf: &mut [u8; 32], neg: bool, digits: &[u8], exp: i32) -> usize {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[n..n + bytes.len()].copy_from_slice(bytes);
+        n += bytes.len();
+    };
+    if neg {
+        put(b"-");
+    }
+    let count = digits.len() as i32;
+    if !(-4..16).contains(&exp) {
+        put(&digits[..1]);
+        if count > 1 {
+            put(b".");
+            put(&digits[1..]);
+        }
+        put(if exp < 0 { b"e-" } else { b"e+" });
+        let e = exp.unsigned_abs();
+        if e >= 100 {
+            put(&[b'0' + (e / 100) as u8]);
+        }
+        put(&[b'0' + (e / 10 % 10) as u8, b'0' + (e % 10) as u8]);
+    } else if exp < 0 {
+        put(b"0.");
+        for _ in 0..(-exp - 1) {
+            put(b"0");
+        }
+        put(digits);
+    } else if exp + 1 >= count {
+        put(digits);
+        for _ in 0..(exp + 1 - count) {
+            put(b"0");
+        }
+        put(b".0");
     } else {
         let (int_part, frac) = digits.split_at((exp + 1) as usize);
-        format!("{int_part}.{frac}")
-    };
-    format!("{sign}{body}")
+        put(int_part);
+        put(b".");
+        put(frac);
+    }
+    n
 }
 
 /// Python's `%` handling of NaN and infinities for the f/e/g conversions (no sign on NaN).
@@ -142,6 +472,7 @@ impl Json {
         match self {
             Json::Null => out.push_str("null"),
             Json::Int(i) => out.push_str(&i.to_string()),
+            Json::Float(f) if f.is_finite() => push_float_repr_str(out, *f),
             Json::Float(f) => out.push_str(&json_float(*f)),
             Json::Str(s) => json_string(out, s),
             Json::List(items) => {
@@ -219,11 +550,19 @@ fn json_string(out: &mut String, s: &str) {
 /// Python's `str(list)` of optional floats, as whisper-fetch.py prints values before it
 /// replaces `None` with `null`.
 pub fn list_repr(values: &[Option<f64>]) -> String {
-    let items: Vec<String> = values
-        .iter()
-        .map(|v| v.map_or_else(|| "None".to_string(), float_repr))
-        .collect();
-    format!("[{}]", items.join(", "))
+    let mut out = String::with_capacity(2 + values.len() * 8);
+    out.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match v {
+            Some(x) => push_float_repr_str(&mut out, *x),
+            None => out.push_str("None"),
+        }
+    }
+    out.push(']');
+    out
 }
 
 #[cfg(test)]
