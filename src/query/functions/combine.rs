@@ -41,7 +41,7 @@ const AS_PERCENT: &[Param] = &[
 
 /// What `/functions` offers for an `aggOrSeriesFunc` parameter: the aggregation names and the
 /// series functions graphite-web marks as aggregators.
-const AGG_OR_SERIES_FUNC_NAMES: &[&str] = &[
+pub(crate) const AGG_OR_SERIES_FUNC_NAMES: &[&str] = &[
     "asPercent",
     "average",
     "averageSeries",

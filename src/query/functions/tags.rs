@@ -21,46 +21,6 @@ use crate::query::eval::Context;
 use crate::query::series::Series;
 use crate::query::value::{Args, Value};
 
-/// The callbacks graphite-web 1.1.10's `/functions` offers for groupByTags: the aggregation
-/// names and the series functions marked as aggregators (others work too, see
-/// `group_by_tags`).
-const CALLBACKS: &[&str] = &[
-    "asPercent",
-    "average",
-    "averageSeries",
-    "averageSeriesWithWildcards",
-    "avg",
-    "avg_zero",
-    "count",
-    "countSeries",
-    "current",
-    "diff",
-    "diffSeries",
-    "diffSeriesLists",
-    "last",
-    "max",
-    "maxSeries",
-    "median",
-    "min",
-    "minSeries",
-    "multiply",
-    "multiplySeries",
-    "multiplySeriesLists",
-    "multiplySeriesWithWildcards",
-    "pct",
-    "powSeries",
-    "range",
-    "rangeOf",
-    "rangeOfSeries",
-    "stddev",
-    "stddevSeries",
-    "sum",
-    "sumSeries",
-    "sumSeriesLists",
-    "sumSeriesWithWildcards",
-    "total",
-];
-
 pub const FUNCTIONS: &[FunctionDef] = &[
     FunctionDef {
         name: "seriesByTag",
@@ -82,7 +42,8 @@ pub const FUNCTIONS: &[FunctionDef] = &[
                       is named and tagged `<name>;tag=value;...`.",
         params: &[
             Param::required("seriesList", ParamType::SeriesList),
-            Param::required("callback", ParamType::AggOrSeriesFunc).options(CALLBACKS),
+            Param::required("callback", ParamType::AggOrSeriesFunc)
+                .options(super::combine::AGG_OR_SERIES_FUNC_NAMES),
             Param::required("tags", ParamType::Tag).multiple(),
         ],
         run: group_by_tags,
