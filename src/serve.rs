@@ -284,6 +284,15 @@ impl IndexSink {
         use std::hash::BuildHasher;
         self.hasher.hash_one(name)
     }
+
+    /// A name the log replayed at start: indexed, but a tagged series is registered only when
+    /// it has no file yet. Its points were accepted before the stop, perhaps before a
+    /// `/tags/delSeries` the tag log holds, which a replay must not undo.
+    fn replayed(&self, name: &str) {
+        if self.index.insert(name) && crate::ingest::name::is_tagged(name) {
+            let _ = self.tags.insert(name);
+        }
+    }
 }
 
 impl receiver::NameSink for IndexSink {
@@ -393,7 +402,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tracing::info!("{} tagged series indexed", tags.len());
     let name_sink = Arc::new(IndexSink::new(index.clone(), tags.clone()));
     for name in cache.names() {
-        receiver::NameSink::accepted(name_sink.as_ref(), &name);
+        name_sink.replayed(&name);
     }
     let store = Store::new(whisper_dir.clone(), index.clone())
         .with_tags(tags.clone())

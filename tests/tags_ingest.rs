@@ -687,3 +687,49 @@ fn scenario(restarts: bool) {
     }
     assert!(!log.contains("carbide::index::tag_log"), "{log}");
 }
+
+/// A tagged series whose file exists but which the tag log does not know (a data directory
+/// carbon or go-carbon wrote: their files are named by a hash) is registered again by its next
+/// point, as carbon re-registers the series it writes.
+#[test]
+fn a_series_missing_from_the_tag_log_is_registered_by_its_next_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = dir.path().join("carbide.toml");
+    std::fs::write(&config, "[self_metrics]\ninterval_seconds = 0\n").expect("config");
+    let series = "disk.used;rack=a1;datacenter=dc1";
+    let canonical = "disk.used;datacenter=dc1;rack=a1";
+    let find = |server: &Server| {
+        let (status, _, body) =
+            server.http("GET", "/tags/findSeries?expr=datacenter%3Ddc1", &[], b"");
+        assert_eq!(status, 200);
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    let t0 = now() - now() % 60;
+
+    let server = start(&data, &config, &dir.path().join("serve1.log"));
+    send_tcp(&server, &[(series, t0 - 120, 1.0)]);
+    wait_persisted(&server, 1);
+    assert_eq!(find(&server), format!("[\"{canonical}\"]"));
+    server.stop();
+
+    // As if another server had written the file: the log forgets the name.
+    std::fs::remove_file(data.join("tags/series.log")).expect("remove the tag log");
+    let server = start(&data, &config, &dir.path().join("serve2.log"));
+    assert_eq!(
+        find(&server),
+        "[]",
+        "a hashed file name cannot be read back"
+    );
+    send_tcp(&server, &[(series, t0 - 60, 2.0)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while find(&server) == "[]" {
+        assert!(
+            Instant::now() < deadline,
+            "the next point did not register it"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(find(&server), format!("[\"{canonical}\"]"));
+    server.stop();
+}

@@ -107,36 +107,9 @@ impl FromStr for Strategy {
     }
 }
 
-/// A point as a receiver holds it, so a batch can be inserted without converting it.
-pub trait CachePoint {
-    fn name(&self) -> &str;
-    fn timestamp(&self) -> f64;
-    fn value(&self) -> f64;
-}
-
-impl CachePoint for crate::wal::Point {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn timestamp(&self) -> f64 {
-        self.timestamp
-    }
-    fn value(&self) -> f64 {
-        self.value
-    }
-}
-
-impl<S: AsRef<str>> CachePoint for (S, f64, f64) {
-    fn name(&self) -> &str {
-        self.0.as_ref()
-    }
-    fn timestamp(&self) -> f64 {
-        self.1
-    }
-    fn value(&self) -> f64 {
-        self.2
-    }
-}
+/// A point as a receiver holds it, so a batch can be inserted without converting it: the same
+/// view the write-ahead log encodes from.
+pub use crate::wal::PointRef as CachePoint;
 
 #[derive(Debug, Clone)]
 pub struct CacheConfig {

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::line::{self, LineFramer};
 use super::name;
 use super::pickle::{self, FrameDecoder, FrameError, Limits};
-use crate::cache::{Cache, CachePoint};
+use crate::cache::Cache;
 use crate::wal::{Point, PointRef, Wal};
 
 /// Counters of what the receivers saw (carbon's metricsReceived and ours).
@@ -248,7 +248,7 @@ impl Intake {
     }
 
     /// One log record and one cache insert for the whole batch; the counters move once.
-    async fn deliver_points<P: PointRef + CachePoint + Sync>(&self, batch: &[P], peer: &str) {
+    async fn deliver_points<P: PointRef + Sync>(&self, batch: &[P], peer: &str) {
         if batch.is_empty() {
             return;
         }
@@ -256,7 +256,7 @@ impl Intake {
             Ok(lsn) => {
                 self.cache.insert_batch(batch, lsn.segment as u32);
                 if let Some(sink) = &self.names {
-                    sink.accepted_all(&mut batch.iter().map(|p| PointRef::name(p)));
+                    sink.accepted_all(&mut batch.iter().map(|p| p.name()));
                 }
                 self.stats
                     .received
