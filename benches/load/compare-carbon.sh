@@ -140,10 +140,12 @@ CARBIDE=${CARBIDE:-$ROOT/target/release/carbide}
 run_carbon() {
     local dir="$WORK/carbon"
     mkdir -p "$dir/storage/whisper" "$dir/log"
-    local sparse=False
-    [ "$SPARSE" = 1 ] && sparse=True
+    # In carbon, fallocate wins over sparse: it must be off for sparse files, and on otherwise
+    # (carbon.conf's shipped value and Carbide's default), or carbon writes 1.2 MiB of zeros.
+    local sparse=False fallocate=True
+    [ "$SPARSE" = 1 ] && sparse=True fallocate=False
     sed -e "s|@DIR@|$dir|g" -e "s|@LINE_PORT@|$C_LINE|" -e "s|@PICKLE_PORT@|$C_PICKLE|" \
-        -e "s|@QUERY_PORT@|$C_QUERY|" -e "s|@SPARSE@|$sparse|" \
+        -e "s|@QUERY_PORT@|$C_QUERY|" -e "s|@SPARSE@|$sparse|" -e "s|@FALLOCATE@|$fallocate|" \
         "$HERE/carbon.conf" >"$dir/carbon.conf"
     # carbon reads storage-schemas.conf from the directory of --config.
     cp "$HERE/storage-schemas.conf" "$dir/"
