@@ -14,6 +14,7 @@
 //!   regex engine's message instead of Python's.
 
 use crate::index::tags::{TagError, TagIndex, AUTOCOMPLETE_LIMIT};
+use crate::python::format::json_string;
 use crate::python::number::parse_int;
 use crate::query::error::QueryError;
 
@@ -93,31 +94,6 @@ impl J {
             }
         }
     }
-}
-
-/// `json.dumps` string encoding with `ensure_ascii=True`.
-fn json_string(out: &mut String, s: &str) {
-    use std::fmt::Write as _;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 fn pretty(params: &Params) -> bool {

@@ -524,7 +524,8 @@ pub fn json_float(f: f64) -> String {
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
+/// `json.dumps` string encoding with `ensure_ascii=True`.
+pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
