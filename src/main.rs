@@ -5,6 +5,12 @@ use std::path::PathBuf;
 use carbide::config::{Config, Listen};
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the writers free what the receivers allocated (cached
+/// points, names), and glibc's per-arena free lists made that cross-thread traffic about a
+/// tenth of the writers' time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "carbide",
