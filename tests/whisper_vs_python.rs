@@ -71,6 +71,19 @@ struct Harness {
 /// What went wrong in a case, with both sides' outputs.
 type Mismatch = String;
 
+/// A kept handle must still name its file before an operation, as in the persister, which
+/// writes to a file it has just made without that check.
+fn revalidated(f: &mut whisper::WhisperFile, just_created: &mut bool) -> Result<(), Mismatch> {
+    if std::mem::take(just_created) {
+        return Ok(());
+    }
+    match f.revalidate() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("a kept handle no longer names its file".into()),
+        Err(e) => Err(format!("revalidate: {e}")),
+    }
+}
+
 impl Harness {
     fn new() -> Harness {
         Harness {
@@ -104,9 +117,25 @@ impl Harness {
             aggregation_method: case.method,
             ..CreateOptions::default()
         };
-        let rs = rs_answer(whisper::create(rs_path, &case.archives, &opts), |()| {
-            Value::Null
-        });
+        // Odd cases run Carbide's side as the persister does: the file made by
+        // `WhisperFile::create_new` (whose first update reads nothing from disk) and then kept
+        // open, revalidated before each later operation. Even cases open the path per
+        // operation.
+        let mut kept: Option<whisper::WhisperFile> = None;
+        let mut just_created = true;
+        let rs = if self.next_id % 2 == 1 {
+            rs_answer(
+                whisper::WhisperFile::create_new(rs_path, &case.archives, &opts),
+                |f| {
+                    kept = Some(f);
+                    Value::Null
+                },
+            )
+        } else {
+            rs_answer(whisper::create(rs_path, &case.archives, &opts), |()| {
+                Value::Null
+            })
+        };
         let py = self.py.call(json!({
             "op": "create", "path": py_path, "archives": case.archives,
             "xff_bits": case.xff.to_bits(), "method": case.method.name(),
@@ -124,16 +153,20 @@ impl Harness {
             match op {
                 Op::Update { now, ts, value } => {
                     last_now = *now;
-                    let rs = rs_answer(
-                        whisper::update(
+                    let written = match kept.as_mut() {
+                        Some(f) => {
+                            revalidated(f, &mut just_created)?;
+                            f.update(*value, Some(*ts), Some(*now))
+                        }
+                        None => whisper::update(
                             rs_path,
                             *value,
                             Some(*ts),
                             Some(*now),
                             WriteOptions::default(),
                         ),
-                        |()| Value::Null,
-                    );
+                    };
+                    let rs = rs_answer(written, |()| Value::Null);
                     let py = self.py.call(json!({
                         "op": "update", "path": py_path, "value_bits": value.to_bits(),
                         "ts": ts, "now": now,
@@ -144,10 +177,19 @@ impl Harness {
                 }
                 Op::UpdateMany { now, points } => {
                     last_now = *now;
-                    let rs = rs_answer(
-                        whisper::update_many(rs_path, points, Some(*now), WriteOptions::default()),
-                        |()| Value::Null,
-                    );
+                    let written = match kept.as_mut() {
+                        Some(f) => {
+                            revalidated(f, &mut just_created)?;
+                            f.update_many(points, Some(*now))
+                        }
+                        None => whisper::update_many(
+                            rs_path,
+                            points,
+                            Some(*now),
+                            WriteOptions::default(),
+                        ),
+                    };
+                    let rs = rs_answer(written, |()| Value::Null);
                     let wire: Vec<(i64, u64)> =
                         points.iter().map(|&(t, v)| (t, v.to_bits())).collect();
                     let py = self.py.call(json!({

@@ -6,7 +6,7 @@
 //! whisper update touches a handful of small regions, and a fetch reads one contiguous range,
 //! so there is nothing for a memory map to win (see `benches/whisper.rs`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::format::{decode_point, encode_point};
+use super::pages::{OpPages, MAX_PAGED_READ};
 use super::{
     AggregationMethod, ArchiveInfo, Header, Result, WhisperError, ARCHIVE_INFO_SIZE, METADATA_SIZE,
     POINT_SIZE,
@@ -107,6 +108,14 @@ pub struct WhisperFile {
     /// forgotten when the operation ends, because another process may write the file
     /// between two operations.
     bases: Vec<Cell<Option<i64>>>,
+    /// Within an update: the pages read so far (see [`OpPages`]). Page 0 is seeded by the
+    /// header read that precedes the update.
+    pages: RefCell<OpPages>,
+    /// An update is running: small reads go through `pages`.
+    in_update: Cell<bool>,
+    /// Made by this handle and not yet updated: all zeros past the header, so the first
+    /// update's reads need no system call.
+    fresh: Cell<bool>,
 }
 
 /// What [`read_header`] learnt from the start of a file.
@@ -154,8 +163,12 @@ impl WhisperFile {
             len: loaded.len,
             identity: Cell::new(loaded.identity),
             autoflush,
+            pages: RefCell::new(OpPages::default()),
+            in_update: Cell::new(false),
+            fresh: Cell::new(false),
         };
         f.prefill_bases(&loaded.prefix);
+        f.pages.borrow_mut().seed_start(&loaded.prefix);
         f
     }
 
@@ -170,11 +183,30 @@ impl WhisperFile {
         }
     }
 
-    /// Forgets the slot-0 intervals at the end of an operation.
+    /// Forgets the slot-0 intervals and the pages read at the end of an operation.
     fn forget_bases(&self) {
         for b in &self.bases {
             b.set(None);
         }
+        self.pages.borrow_mut().clear();
+        self.in_update.set(false);
+        self.fresh.set(false);
+    }
+
+    /// Starts an update: small reads are kept until it ends ([`WhisperFile::forget_bases`]).
+    fn begin_update(&self) {
+        self.in_update.set(true);
+    }
+
+    /// What a file made by this handle holds at `offset`: its header, then zeros.
+    fn fresh_bytes(&self, offset: u64, buf: &mut [u8]) -> usize {
+        buf.fill(0);
+        let header = &self.header_bytes[..];
+        if let Some(h) = header.get(offset as usize..) {
+            let n = h.len().min(buf.len());
+            buf[..n].copy_from_slice(&h[..n]);
+        }
+        (self.len.saturating_sub(offset) as usize).min(buf.len())
     }
 
     /// Before an operation on a handle kept open since an earlier one: checks that the path
@@ -212,6 +244,7 @@ impl WhisperFile {
             && meta.len() == self.len
         {
             self.prefill_bases(&prefix);
+            self.pages.borrow_mut().seed_start(&prefix);
         } else {
             let loaded = read_header(&self.file, &self.path)?;
             self.bases = vec![Cell::new(None); loaded.header.archives.len()];
@@ -220,6 +253,7 @@ impl WhisperFile {
             self.len = loaded.len;
             self.identity.set(loaded.identity);
             self.prefill_bases(&loaded.prefix);
+            self.pages.borrow_mut().seed_start(&loaded.prefix);
         }
         Ok(true)
     }
@@ -255,6 +289,15 @@ impl WhisperFile {
     fn read_at(&self, offset: i64, len: i64) -> Result<Vec<u8>> {
         let offset = u64::try_from(offset).map_err(|_| self.corrupt("negative file offset"))?;
         let len = usize::try_from(len).map_err(|_| self.corrupt("negative read length"))?;
+        if self.in_update.get() && len as u64 <= MAX_PAGED_READ {
+            return self.pages.borrow_mut().read(offset, len, |at, buf| {
+                if self.fresh.get() {
+                    Ok(self.fresh_bytes(at, buf))
+                } else {
+                    read_fully_at(&self.file, &self.path, buf, at)
+                }
+            });
+        }
         let mut buf = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
@@ -289,7 +332,16 @@ impl WhisperFile {
         }
         self.file
             .write_all_at(data, start)
-            .map_err(|e| WhisperError::io(&self.path, e))
+            .map_err(|e| WhisperError::io(&self.path, e))?;
+        if self.in_update.get() {
+            let mut pages = self.pages.borrow_mut();
+            if self.fresh.get() {
+                // A later read of these pages would make them up as zeros: keep them now.
+                pages.read(start, data.len(), |at, buf| Ok(self.fresh_bytes(at, buf)))?;
+            }
+            pages.wrote(start, data);
+        }
+        Ok(())
     }
 
     /// Refuses archives whose data lies past the end of the file (whisper.py would read short
@@ -369,6 +421,7 @@ impl WhisperFile {
     /// whisper.py's `update`: one point into the finest archive that covers its age, then
     /// propagated down until an archive declines it.
     pub fn update(&mut self, value: f64, timestamp: Option<i64>, now: Option<i64>) -> Result<()> {
+        self.begin_update();
         let result = self.update_one(value, timestamp, now);
         self.forget_bases();
         result
@@ -411,6 +464,7 @@ impl WhisperFile {
     /// whisper.py's `update_many`: newest first, each point into the finest archive that
     /// covers its age; points older than the whole retention are dropped silently.
     pub fn update_many(&mut self, points: &[(i64, f64)], now: Option<i64>) -> Result<()> {
+        self.begin_update();
         let result = self.update_many_inner(points, now);
         self.forget_bases();
         result
@@ -1033,6 +1087,7 @@ impl WhisperFile {
         for b in &f.bases {
             b.set(Some(0));
         }
+        f.fresh.set(true);
         Ok(f)
     }
 }

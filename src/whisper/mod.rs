@@ -11,6 +11,7 @@ mod file;
 mod fill;
 mod format;
 mod merge;
+mod pages;
 mod resize;
 pub mod retention;
 
