@@ -23,6 +23,16 @@
 #                                            accept-only.sh; nothing is persisted or verified
 #   FSYNC=batch|interval|off                 carbide's write-ahead log policy (default batch)
 #   CARBIDE=… BENCH=…                        other builds (default target/release/…)
+#   PASSES=2                                 send the load this many times to the same server:
+#                                            pass 1 creates every file, later passes write to
+#                                            files that exist (the steady state). Each pass waits
+#                                            for the clock to pass the previous one's last point,
+#                                            so that its points are new to every file.
+#   LOOP_FS=SIZE                             (root) put the data on a fresh ext4 file system of
+#                                            SIZE (e.g. 40G; mkfs.ext4's defaults, so with a
+#                                            journal) in a loop-mounted sparse image under the
+#                                            temp directory, instead of on the temp directory's
+#                                            own file system. See the note below.
 #   KEEP=1                                   keep the temp directory (logs, JSON, data)
 #   WORK_ROOT=/tmp                           where the temp directory (and all data) goes
 #   CARBON_PORTS="12003 12004 12002"         line, pickle, cache-query ports for carbon-cache
@@ -34,7 +44,9 @@
 # after deleting many makes inode allocation skip every recently deleted inode
 # (ext4 `recently_deleted`, up to 5 min while the inode table is dirty), which cost 60% of the
 # server's CPU in a profile and would penalise whichever server runs second. For the same
-# reason leave a few minutes between invocations of this script.
+# reason leave a few minutes between invocations of this script. (The check is made only on
+# ext4 without a journal, as this machine's root file system is: LOOP_FS gives a fresh,
+# journaled ext4, the common server set-up, whose creates cost the same from run to run.)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,7 +62,10 @@ read -r C_LINE C_PICKLE C_QUERY <<<"${CARBON_PORTS:-12003 12004 12002}"
 read -r K_LINE K_PICKLE K_HTTP <<<"${CARBIDE_PORTS:-22003 22004 22080}"
 FILE_BYTES=$(((8640 + 43200 + 52560) * 12 + 16 + 3 * 12))
 
+PASSES=${PASSES:-$([ "${ACCEPT_ONLY:-0}" = 1 ] && echo 1 || echo 2)}
 WORK=$(mktemp -d "${WORK_ROOT:-/tmp}/carbide-load.XXXXXX")
+DATA=$WORK
+MOUNTED=
 SERVER_PID=
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -77,6 +92,10 @@ stop_server() {
 }
 cleanup() {
     stop_server
+    if [ -n "$MOUNTED" ]; then
+        umount "$MOUNTED" 2>/dev/null || umount -l "$MOUNTED" 2>/dev/null || true
+        rm -f "$WORK/fs.img"
+    fi
     if [ "${KEEP:-0}" = 1 ]; then
         log "kept $WORK"
     else
@@ -106,11 +125,35 @@ bench_args() {
     printf '%s\n' "${args[@]}"
 }
 
+# LOOP_FS: a fresh ext4 (with mkfs.ext4's default journal) in a sparse image, loop-mounted.
+mount_loop_fs() {
+    [ -n "${LOOP_FS:-}" ] || return 0
+    if [ "$(id -u)" != 0 ]; then
+        echo "LOOP_FS needs root (mount -o loop)" >&2
+        exit 2
+    fi
+    truncate -s "$LOOP_FS" "$WORK/fs.img"
+    mkfs.ext4 -q -F "$WORK/fs.img"
+    mkdir -p "$WORK/fs"
+    mount -o loop "$WORK/fs.img" "$WORK/fs"
+    MOUNTED=$WORK/fs
+    DATA=$WORK/fs
+    log "data on a fresh ext4 of $LOOP_FS (loop-mounted $WORK/fs.img)"
+}
+
+# Waits until the clock's step (10 s) is past the one pass $1 started in, so that the next
+# pass's points are all later than the previous pass's last point.
+wait_next_step() {
+    while [ $(($(date +%s) / 10)) -le $(($1 / 10)) ]; do
+        sleep 0.5
+    done
+}
+
 check_disk() {
     [ "$SPARSE" = 1 ] && return 0
     # Both servers' files stay until the end (see the note at the top).
     local need=$((2 * METRICS * FILE_BYTES * 11 / 10))
-    local free=$(($(df -Pk "$WORK" | awk 'NR==2 {print $4}') * 1024))
+    local free=$(($(df -Pk "$DATA" | awk 'NR==2 {print $4}') * 1024))
     if [ "$need" -gt "$free" ]; then
         echo "SPARSE=0 needs $((need >> 30)) GiB for $METRICS preallocated files; $((free >> 30)) GiB free" >&2
         exit 2
@@ -138,7 +181,7 @@ BENCH=${BENCH:-$ROOT/target/release/carbide-bench}
 CARBIDE=${CARBIDE:-$ROOT/target/release/carbide}
 
 run_carbon() {
-    local dir="$WORK/carbon"
+    local dir="$DATA/carbon"
     mkdir -p "$dir/storage/whisper" "$dir/log"
     # In carbon, fallocate wins over sparse: it must be off for sparse files, and on otherwise
     # (carbon.conf's shipped value and Carbide's default), or carbon writes 1.2 MiB of zeros.
@@ -172,14 +215,20 @@ run_carbon() {
     mapfile -t args < <(bench_args)
     local verify=(--verify-dir "$dir/storage/whisper")
     [ "${ACCEPT_ONLY:-0}" = 1 ] && verify=()
-    "$BENCH" --addr "127.0.0.1:$port" "${verify[@]}" --pid "$SERVER_PID" \
-        "${args[@]}" >"$WORK/carbon.json" || rc=$?
+    local pass started=0
+    for pass in $(seq 1 "$PASSES"); do
+        [ "$pass" -gt 1 ] && wait_next_step "$started"
+        started=$(date +%s)
+        log "carbon-cache pass $pass"
+        "$BENCH" --addr "127.0.0.1:$port" "${verify[@]}" --pid "$SERVER_PID" \
+            "${args[@]}" >"$WORK/carbon.$pass.json" || { rc=$?; break; }
+    done
     stop_server
     return $rc
 }
 
 run_carbide() {
-    local dir="$WORK/carbide"
+    local dir="$DATA/carbide"
     mkdir -p "$dir/data" "$dir/schemas"
     cp "$HERE/storage-schemas.conf" "$dir/schemas/"
     cp "$HERE/carbide.toml" "$dir/carbide.toml"
@@ -211,15 +260,21 @@ run_carbide() {
     local rc=0
     mapfile -t args < <(bench_args)
     # --http for exact accepted/persisted counts; --verify-dir to check a sample afterwards.
-    "$BENCH" --addr "127.0.0.1:$port" --http "127.0.0.1:$K_HTTP" \
-        --verify-dir "$dir/data/whisper" --pid "$SERVER_PID" \
-        "${args[@]}" >"$WORK/carbide.json" || rc=$?
+    local pass started=0
+    for pass in $(seq 1 "$PASSES"); do
+        [ "$pass" -gt 1 ] && wait_next_step "$started"
+        started=$(date +%s)
+        log "carbide pass $pass"
+        "$BENCH" --addr "127.0.0.1:$port" --http "127.0.0.1:$K_HTTP" \
+            --verify-dir "$dir/data/whisper" --pid "$SERVER_PID" \
+            "${args[@]}" >"$WORK/carbide.$pass.json" || { rc=$?; break; }
+    done
     stop_server
     return $rc
 }
 
 table() {
-    /usr/bin/env python3 - "$WORK/carbon.json" "$WORK/carbide.json" "$TIMEOUT" <<'EOF'
+    /usr/bin/env python3 - "$WORK" "$PASSES" "$TIMEOUT" <<'EOF'
 import json, sys
 def load(p):
     try:
@@ -227,7 +282,7 @@ def load(p):
             return json.load(f)
     except (OSError, ValueError):
         return None
-carbon, carbide, timeout = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
+work, passes, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def rate(r, phase):
     if r is None:
         return None, "not run"
@@ -255,13 +310,17 @@ rows = [
     ("peak RSS", rss),
     ("server CPU time", cpu),
 ]
-print("| metric | carbon-cache | carbide | ratio (carbide / carbon) |")
-print("|---|---|---|---|")
-for name, f in rows:
-    (a, at), (b, bt) = f(carbon), f(carbide)
-    ratio = f"{b / a:.2f}×" if a and b else "–"
-    print(f"| {name} | {at} | {bt} | {ratio} |")
-for label, r in (("carbon-cache", carbon), ("carbide", carbide)):
+print("| pass | metric | carbon-cache | carbide | ratio (carbide / carbon) |")
+print("|---|---|---|---|---|")
+for p in range(1, passes + 1):
+    carbon, carbide = load(f"{work}/carbon.{p}.json"), load(f"{work}/carbide.{p}.json")
+    what = "new files" if p == 1 else "files exist"
+    for name, f in rows:
+        (a, at), (b, bt) = f(carbon), f(carbide)
+        ratio = f"{b / a:.2f}×" if a and b else "–"
+        print(f"| {p} ({what}) | {name} | {at} | {bt} | {ratio} |")
+for label, r in [(f"carbon-cache pass {p}", load(f"{work}/carbon.{p}.json")) for p in range(1, passes + 1)] + \
+        [(f"carbide pass {p}", load(f"{work}/carbide.{p}.json")) for p in range(1, passes + 1)]:
     if r is None:
         continue
     print(f"\n{label}: accepted = {r['accepted']['method']}; persisted = {r['persisted']['method']}")
@@ -276,6 +335,7 @@ for label, r in (("carbon-cache", carbon), ("carbide", carbide)):
 EOF
 }
 
+mount_loop_fs
 check_disk
 log "load: $METRICS metrics × $POINTS points, $CONNECTIONS connections, $PROTOCOL, sparse=$SPARSE"
 if [ "$CARBIDE" = "$ROOT/target/release/carbide" ] || [ "$BENCH" = "$ROOT/target/release/carbide-bench" ]; then
@@ -296,6 +356,8 @@ if [ "$ONLY" != carbon ]; then
     run_carbide || { status=1; log "carbide run failed"; }
 fi
 echo
-echo "$METRICS metrics × $POINTS points, $CONNECTIONS connections, $PROTOCOL, sparse files=$SPARSE"
+where="$(findmnt -n -o FSTYPE -T "$DATA" 2>/dev/null || echo '?') under ${WORK_ROOT:-/tmp}"
+[ -n "${LOOP_FS:-}" ] && where="a fresh journaled ext4 of $LOOP_FS"
+echo "$METRICS metrics × $POINTS points, $CONNECTIONS connections, $PROTOCOL, sparse files=$SPARSE, $PASSES passes, data on $where"
 table
 exit $status
