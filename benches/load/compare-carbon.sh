@@ -27,7 +27,8 @@
 #                                            pass 1 creates every file, later passes write to
 #                                            files that exist (the steady state). Each pass waits
 #                                            for the clock to pass the previous one's last point,
-#                                            so that its points are new to every file.
+#                                            so that its points are new to every file; the data
+#                                            file system is synced before each pass.
 #   LOOP_FS=SIZE                             (root) put the data on a fresh ext4 file system of
 #                                            SIZE (e.g. 40G; mkfs.ext4's defaults, so with a
 #                                            journal) in a loop-mounted sparse image under the
@@ -141,9 +142,11 @@ mount_loop_fs() {
     log "data on a fresh ext4 of $LOOP_FS (loop-mounted $WORK/fs.img)"
 }
 
-# Waits until the clock's step (10 s) is past the one pass $1 started in, so that the next
-# pass's points are all later than the previous pass's last point.
-wait_next_step() {
+# Before a pass: writes back what the previous pass (or server) left dirty, so that no pass
+# pays for another's writeback, and waits until the clock's step (10 s) is past the one pass $1
+# started in, so that this pass's points are all later than the previous pass's last point.
+before_pass() {
+    sync
     while [ $(($(date +%s) / 10)) -le $(($1 / 10)) ]; do
         sleep 0.5
     done
@@ -217,7 +220,7 @@ run_carbon() {
     [ "${ACCEPT_ONLY:-0}" = 1 ] && verify=()
     local pass started=0
     for pass in $(seq 1 "$PASSES"); do
-        [ "$pass" -gt 1 ] && wait_next_step "$started"
+        before_pass "$started"
         started=$(date +%s)
         log "carbon-cache pass $pass"
         "$BENCH" --addr "127.0.0.1:$port" "${verify[@]}" --pid "$SERVER_PID" \
@@ -262,7 +265,7 @@ run_carbide() {
     # --http for exact accepted/persisted counts; --verify-dir to check a sample afterwards.
     local pass started=0
     for pass in $(seq 1 "$PASSES"); do
-        [ "$pass" -gt 1 ] && wait_next_step "$started"
+        before_pass "$started"
         started=$(date +%s)
         log "carbide pass $pass"
         "$BENCH" --addr "127.0.0.1:$port" --http "127.0.0.1:$K_HTTP" \

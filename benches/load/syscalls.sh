@@ -76,6 +76,8 @@ done
 
 pass() {
     local name=$1
+    # No pass pays for the writeback of what the one before left dirty.
+    sync
     if [ "${STRACE:-1}" = 0 ]; then
         local perf_pid=
         if [ "${PERF:-}" = "$name" ]; then

@@ -19,7 +19,8 @@ struct Slot {
 
 pub(crate) struct OpenFiles {
     capacity: usize,
-    index: HashMap<Box<str>, usize>,
+    /// foldhash: SipHash's flooding resistance buys nothing for the writer's own names.
+    index: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
     slots: Vec<Slot>,
     hand: usize,
 }
@@ -29,7 +30,7 @@ impl OpenFiles {
     pub(crate) fn new(capacity: usize) -> OpenFiles {
         OpenFiles {
             capacity,
-            index: HashMap::new(),
+            index: HashMap::default(),
             slots: Vec::new(),
             hand: 0,
         }

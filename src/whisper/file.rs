@@ -168,7 +168,7 @@ impl WhisperFile {
             fresh: Cell::new(false),
         };
         f.prefill_bases(&loaded.prefix);
-        f.pages.borrow_mut().seed_start(&loaded.prefix);
+        f.pages.borrow_mut().seed_start(loaded.prefix);
         f
     }
 
@@ -244,7 +244,7 @@ impl WhisperFile {
             && meta.len() == self.len
         {
             self.prefill_bases(&prefix);
-            self.pages.borrow_mut().seed_start(&prefix);
+            self.pages.borrow_mut().seed_start(prefix);
         } else {
             let loaded = read_header(&self.file, &self.path)?;
             self.bases = vec![Cell::new(None); loaded.header.archives.len()];
@@ -253,7 +253,7 @@ impl WhisperFile {
             self.len = loaded.len;
             self.identity.set(loaded.identity);
             self.prefill_bases(&loaded.prefix);
-            self.pages.borrow_mut().seed_start(&loaded.prefix);
+            self.pages.borrow_mut().seed_start(loaded.prefix);
         }
         Ok(true)
     }

@@ -35,21 +35,22 @@ impl OpPages {
         self.pages.clear();
     }
 
-    /// Keeps the bytes a read from offset 0 returned (the header read) as page 0.
-    pub(super) fn seed_start(&mut self, start: &[u8]) {
+    /// Keeps the bytes a read from offset 0 returned (the header read) as page 0, taking the
+    /// buffer rather than copying it.
+    pub(super) fn seed_start(&mut self, start: Vec<u8>) {
         if start.is_empty() {
             // Nothing was read (a file this handle created): an empty page would mean an
             // empty file.
             return;
         }
         let valid = start.len().min(PAGE as usize);
-        let mut bytes = vec![0u8; PAGE as usize].into_boxed_slice();
-        bytes[..valid].copy_from_slice(&start[..valid]);
+        let mut bytes = start;
+        bytes.resize(PAGE as usize, 0);
         self.pages.retain(|p| p.number != 0);
         self.pages.push(Page {
             number: 0,
             valid,
-            bytes,
+            bytes: bytes.into_boxed_slice(),
         });
     }
 
@@ -81,6 +82,18 @@ impl OpPages {
             let mut run_end = n + 1;
             while run_end <= last && self.find(run_end).is_none() {
                 run_end += 1;
+            }
+            if run_end == n + 1 {
+                // The usual case: one page, read straight into the buffer it is kept in.
+                let mut bytes = vec![0u8; PAGE as usize].into_boxed_slice();
+                let valid = fill(n * PAGE, &mut bytes)?.min(PAGE as usize);
+                self.pages.push(Page {
+                    number: n,
+                    valid,
+                    bytes,
+                });
+                n = run_end;
+                continue;
             }
             let mut buf = vec![0u8; ((run_end - n) * PAGE) as usize];
             let got = fill(n * PAGE, &mut buf)?;
@@ -198,7 +211,7 @@ mod tests {
         let calls = std::cell::Cell::new(0);
         let mut pages = OpPages::default();
         let start = expected(0, 52, 52);
-        pages.seed_start(&start);
+        pages.seed_start(start);
         assert_eq!(
             pages.read(10, 20, filler(52, &calls)).unwrap(),
             expected(10, 20, 52)
