@@ -140,6 +140,41 @@ fn batch_insert_matches_single_inserts() {
     assert_eq!(a.len(), 5000);
 }
 
+/// Live inserts name each metric to the index once per cache entry: the first point of a new
+/// metric, the first live point into an entry the log's replay made, the first point after a
+/// drain; never a point whose entry has announced its name already.
+#[test]
+fn live_inserts_announce_each_name_once_per_entry() {
+    fn announced(c: &Cache, pts: &[(&str, f64, f64)]) -> Vec<String> {
+        let mut idx = Vec::new();
+        c.insert_batch_announcing(pts, 1, &mut idx);
+        idx.sort_unstable();
+        idx.iter().map(|&i| pts[i as usize].0.to_string()).collect()
+    }
+    let c = cache(4, 0);
+    let first = [
+        ("a", 1.0, 1.0),
+        ("b", 1.0, 1.0),
+        ("a", 2.0, 2.0),
+        ("c", 1.0, 1.0),
+    ];
+    assert_eq!(announced(&c, &first), ["a", "b", "c"]);
+    assert!(announced(&c, &first).is_empty());
+    // An entry made by replay (plain insert_batch) announces on its first live point.
+    c.insert_batch(&[("r", 1.0, 1.0)], 0);
+    assert_eq!(announced(&c, &[("r", 2.0, 2.0), ("a", 3.0, 3.0)]), ["r"]);
+    assert!(announced(&c, &[("r", 3.0, 3.0)]).is_empty());
+    // A drained metric's next point makes a new entry, which announces again.
+    assert!(c.take("b").is_some());
+    assert_eq!(announced(&c, &[("b", 5.0, 5.0), ("c", 5.0, 5.0)]), ["b"]);
+    // One point alone goes the same way.
+    assert_eq!(announced(&c, &[("d", 1.0, 1.0)]), ["d"]);
+    assert!(announced(&c, &[("d", 2.0, 2.0)]).is_empty());
+    // The points all landed, announced or not.
+    assert_eq!(c.get("a"), vec![(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]);
+    assert_eq!(c.get("r"), vec![(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]);
+}
+
 /// One shard, so the per-shard orders are the global ones. Counts are distinct: ties are
 /// broken by hash-table bucket, which depends on the per-process hash seed.
 fn ordered(strategy: Strategy) -> Vec<String> {

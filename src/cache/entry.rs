@@ -40,6 +40,7 @@ pub(crate) struct MetricEntry {
     /// The name's hash; kept so the table can rehash and be searched by index without
     /// re-hashing names, and so name comparisons are skipped on hash mismatch.
     pub(crate) hash: u64,
+    /// The name's length, and in the top bit [`ANNOUNCED`].
     name_len: u32,
     /// Points held.
     len: u32,
@@ -52,6 +53,10 @@ pub(crate) struct MetricEntry {
     older: Option<Box<Vec<(u32, u32)>>>,
 }
 
+/// `name_len`'s top bit: a receiver has handed this name to the read side's index since the
+/// entry was made, so later points for it need not be (see [`MetricEntry::announce`]).
+const ANNOUNCED: u32 = 1 << 31;
+
 /// The key as a narrow timestamp, if it is one: a whole number in `0..=u32::MAX`.
 #[inline]
 fn narrow_key(ts: f64) -> Option<u32> {
@@ -62,7 +67,7 @@ fn narrow_key(ts: f64) -> Option<u32> {
 
 impl MetricEntry {
     /// An entry holding its first point; returns it with the heap bytes it owns. Names
-    /// longer than `u32::MAX` bytes cannot be cached (receivers refuse names over 4 KiB): the
+    /// longer than 2^31 - 1 bytes cannot be cached (receivers refuse names over 4 KiB): the
     /// name is then cut, which only costs that metric its own entry.
     pub(crate) fn new(
         name: &str,
@@ -72,7 +77,7 @@ impl MetricEntry {
         segment: u32,
     ) -> (MetricEntry, usize) {
         let name = name.as_bytes();
-        let name = &name[..name.len().min(u32::MAX as usize)];
+        let name = &name[..name.len().min((ANNOUNCED - 1) as usize)];
         let wide = narrow_key(ts).is_none();
         let size = if wide { WIDE } else { NARROW };
         let mut buf = vec![0u8; name.len() + FIRST_CAPACITY * size].into_boxed_slice();
@@ -97,8 +102,22 @@ impl MetricEntry {
     }
 
     #[inline]
+    fn name_len(&self) -> usize {
+        (self.name_len & !ANNOUNCED) as usize
+    }
+
+    /// Marks the name as handed to the index; true the first time, so that the caller hands
+    /// it over then.
+    #[inline]
+    pub(crate) fn announce(&mut self) -> bool {
+        let first = self.name_len & ANNOUNCED == 0;
+        self.name_len |= ANNOUNCED;
+        first
+    }
+
+    #[inline]
     pub(crate) fn name_bytes(&self) -> &[u8] {
-        self.buf.get(..self.name_len as usize).unwrap_or_default()
+        self.buf.get(..self.name_len()).unwrap_or_default()
     }
 
     /// Whether this is `name`'s entry. The hash and length are compared before the bytes,
@@ -106,7 +125,7 @@ impl MetricEntry {
     #[inline]
     pub(crate) fn is(&self, hash: u64, name: &str) -> bool {
         self.hash == hash
-            && self.name_len as usize == name.len()
+            && self.name_len() == name.len()
             && self.buf.get(..name.len()) == Some(name.as_bytes())
     }
 
@@ -123,7 +142,7 @@ impl MetricEntry {
 
     /// Bytes the points may use (held and spare).
     pub(crate) fn point_bytes(&self) -> usize {
-        self.buf.len() - self.name_len as usize
+        self.buf.len() - self.name_len()
     }
 
     /// Appends one point; returns the heap bytes this added (0 unless something grew).
@@ -141,8 +160,7 @@ impl MetricEntry {
                 None
             }
         };
-        let at = self.name_len as usize
-            + self.len as usize * if narrow.is_some() { NARROW } else { WIDE };
+        let at = self.name_len() + self.len as usize * if narrow.is_some() { NARROW } else { WIDE };
         match narrow {
             Some(t) => {
                 if at + NARROW > self.buf.len() {
@@ -206,7 +224,7 @@ impl MetricEntry {
     fn widen(&mut self) -> usize {
         let cap = self.point_bytes() / NARROW;
         let points = self.points();
-        let name_len = self.name_len as usize;
+        let name_len = self.name_len();
         let mut buf = vec![0u8; name_len + cap * WIDE].into_boxed_slice();
         buf[..name_len].copy_from_slice(self.name_bytes());
         for (i, (t, v)) in points.into_iter().enumerate() {
@@ -224,8 +242,8 @@ impl MetricEntry {
     /// name and points copied over; returns the bytes added.
     fn reallocate(&mut self, size: usize, cap: usize) -> usize {
         let cap = cap.max(self.len as usize);
-        let keep = self.name_len as usize + self.len as usize * size;
-        let mut buf = vec![0u8; self.name_len as usize + cap * size].into_boxed_slice();
+        let keep = self.name_len() + self.len as usize * size;
+        let mut buf = vec![0u8; self.name_len() + cap * size].into_boxed_slice();
         let keep = keep.min(self.buf.len());
         buf[..keep].copy_from_slice(&self.buf[..keep]);
         let before = self.buf.len();
@@ -242,7 +260,7 @@ impl MetricEntry {
 
     /// Appends the points, in arrival order, to `out`.
     pub(crate) fn extend_points(&self, out: &mut Vec<Point>) {
-        let data = &self.buf[self.name_len as usize..];
+        let data = &self.buf[self.name_len()..];
         let word = |b: &[u8]| f64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         if self.is_wide() {
             out.extend(

@@ -331,6 +331,7 @@ impl Cache {
             ts + 0.0, // -0.0 → 0.0: one key, as in a Python dict
             value,
             segment,
+            false,
             &mut out,
         );
         self.after_insert(size, 1, out);
@@ -339,10 +340,34 @@ impl Cache {
     /// Inserts the points of one read or frame, all from WAL segment `segment`, taking each
     /// shard's lock once.
     pub fn insert_batch<P: CachePoint>(&self, points: &[P], segment: u32) {
+        self.insert_points(points, segment, None);
+    }
+
+    /// [`Cache::insert_batch`] for live points: adds to `announce` the indices of the points
+    /// whose name is to be handed to the read side's index, at most one a name and only when
+    /// the name's entry has not announced it since it was made (a new metric, an entry made by
+    /// the log's replay, an entry made again after a drain). Every other point's name has
+    /// been handed over already, so the index is not asked about it. The indices come in
+    /// shard order, not the batch's.
+    pub fn insert_batch_announcing<P: CachePoint>(
+        &self,
+        points: &[P],
+        segment: u32,
+        announce: &mut Vec<u32>,
+    ) {
+        self.insert_points(points, segment, Some(announce));
+    }
+
+    fn insert_points<P: CachePoint>(
+        &self,
+        points: &[P],
+        segment: u32,
+        mut announce: Option<&mut Vec<u32>>,
+    ) {
         let n = points.len();
         match n {
             0 => return,
-            1 => {
+            1 if announce.is_none() => {
                 let p = &points[0];
                 return self.insert(p.name(), p.timestamp(), p.value(), segment);
             }
@@ -376,14 +401,20 @@ impl Cache {
             let mut shard = self.shards[s].0.lock();
             for &i in &order[begin..end] {
                 let (i, p) = (i as usize, &points[i as usize]);
-                shard.push(
+                let fresh = shard.push(
                     hashes[i],
                     p.name(),
                     p.timestamp() + 0.0,
                     p.value(),
                     segment,
+                    announce.is_some(),
                     &mut out,
                 );
+                if fresh {
+                    if let Some(a) = announce.as_deref_mut() {
+                        a.push(i as u32);
+                    }
+                }
             }
             drop(shard);
             begin = end;

@@ -56,8 +56,12 @@ pub(crate) struct PushOutcome {
 }
 
 impl Shard {
-    /// Appends a point to `name`'s entry, creating it if needed.
+    /// Appends a point to `name`'s entry, creating it if needed. With `announce` (a live
+    /// point, not a replayed one) returns true when the name has not been announced since the
+    /// entry was made: the caller hands it to the read side's index, which then need not be
+    /// asked about every point.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &mut self,
         hash: u64,
@@ -65,18 +69,21 @@ impl Shard {
         ts: f64,
         value: f64,
         segment: u32,
+        announce: bool,
         out: &mut PushOutcome,
-    ) {
+    ) -> bool {
         // A lookup, then an insert only for a new metric: most points are for metrics the
         // cache holds, and this keeps that path small enough to inline.
         if let Some(e) = self.table.find_mut(hash, |e| e.is(hash, name)) {
             self.entry_bytes += e.push(ts, value, segment);
-            return;
+            return announce && e.announce();
         }
-        let (e, bytes) = MetricEntry::new(name, hash, ts, value, segment);
+        let (mut e, bytes) = MetricEntry::new(name, hash, ts, value, segment);
+        let announced = announce && e.announce();
         self.entry_bytes += bytes;
         self.table.insert_unique(hash, e, |e| e.hash);
         out.new_metrics += 1;
+        announced
     }
 
     pub(crate) fn get(&self, hash: u64, name: &str) -> Option<&MetricEntry> {

@@ -254,9 +254,19 @@ impl Intake {
         }
         match self.wal.append(batch).await {
             Ok(lsn) => {
-                self.cache.insert_batch(batch, lsn.segment as u32);
-                if let Some(sink) = &self.names {
-                    sink.accepted_all(&mut batch.iter().map(|p| p.name()));
+                match &self.names {
+                    Some(sink) => {
+                        let mut announce = Vec::new();
+                        self.cache.insert_batch_announcing(
+                            batch,
+                            lsn.segment as u32,
+                            &mut announce,
+                        );
+                        // In arrival order, as the tag index numbers new tags and values.
+                        announce.sort_unstable();
+                        sink.accepted_all(&mut announce.iter().map(|&i| batch[i as usize].name()));
+                    }
+                    None => self.cache.insert_batch(batch, lsn.segment as u32),
                 }
                 self.stats
                     .received
