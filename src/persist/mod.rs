@@ -16,8 +16,8 @@
 //! whole time. A metric has one batch in flight at most (the cache passes over it meanwhile),
 //! so its writes never overlap and never go out of order.
 //!
-//! Each worker keeps the files it wrote last open ([`PersistTuning::open_files_per_worker`],
-//! evicted least-recently-used) and takes metrics from its own cache shards first, so a hot
+//! Each worker keeps the files it wrote recently open ([`PersistTuning::open_files_per_worker`];
+//! when they are more than that, a stable set of them, see `files`) and takes metrics from its own cache shards first, so a hot
 //! metric goes to the same worker and its file costs `pread`/`pwrite` only, plus one `statx`
 //! of the path and one header `pread` per write to notice a file replaced or rewritten by
 //! another tool (whisper-resize.py renames a new file into place; whisper-set-*.py rewrite
@@ -138,7 +138,8 @@ pub struct PersistStats {
     pub update_nanos: AtomicU64,
     /// Writes that found their file already open.
     pub open_file_hits: AtomicU64,
-    /// Open files closed to make room for others.
+    /// Files closed after a write for lack of room: an idle one to make room for another, or
+    /// the one just written when every kept file is in use.
     pub open_file_evictions: AtomicU64,
     /// Open files found replaced or removed at their path (and opened again).
     pub open_file_replaced: AtomicU64,
