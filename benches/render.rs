@@ -7,66 +7,24 @@
 //! n times after one warm-up, so a profile is the steady state plus a fixed setup:
 //! `RENDER_LOOP=a:100 valgrind --tool=callgrind target/release/deps/render-*`.
 
-use std::path::Path;
-use std::sync::Arc;
+#[path = "common/render_data.rs"]
+mod render_data;
 
-use carbide::http::render::{render, RenderEnv};
+use carbide::http::render::render;
 use carbide::http::reply::Params;
-use carbide::index::Index;
-use carbide::query::eval::Limits;
-use carbide::query::store::{Names, Store};
-use carbide::whisper::{self, CreateOptions, WriteOptions};
+use carbide::query::store::Store;
 use criterion::{Criterion, Throughput};
-
-const NOW: i64 = 1_700_000_000;
+use render_data::{env, NOW};
 
 const CASES: [(&str, &str); 2] = [
     ("one_metric_day_10s", "one.metric"),
     ("sumSeries_1000_metrics_day", "sumSeries(agg.*.cpu)"),
 ];
 
-struct IndexNames(Index);
-
-impl Names for IndexNames {
-    fn expand(&self, pattern: &str) -> Vec<String> {
-        self.0.expand(pattern)
-    }
-}
-
-fn metric(root: &Path, name: &str) {
-    let path = root.join(format!("{}.wsp", name.replace('.', "/")));
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let opts = CreateOptions {
-        sparse: true,
-        ..CreateOptions::default()
-    };
-    whisper::create(&path, &[(10, 8640)], &opts).expect("create");
-    let points: Vec<(i64, f64)> = (0..8640).map(|i| (NOW - i * 10, (i % 97) as f64)).collect();
-    whisper::update_many(&path, &points, Some(NOW), WriteOptions::default()).expect("fill");
-}
-
 /// The whisper tree both cases read; `with_agg` adds the 1,000 metrics of case (b).
 fn data(with_agg: bool) -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    metric(dir.path(), "one.metric");
-    if with_agg {
-        for h in 0..1000 {
-            metric(dir.path(), &format!("agg.host{h:04}.cpu"));
-        }
-    }
-    let index = Index::load_dir(dir.path()).expect("index");
-    let store = Store::new(dir.path(), Arc::new(IndexNames(index)));
-    (dir, store)
-}
-
-fn env(store: &Store) -> RenderEnv<'_> {
-    RenderEnv {
-        source: store,
-        default_zone: chrono_tz::UTC,
-        limits: Limits::default(),
-        max_targets: 100,
-        now: NOW,
-    }
+    let agg = with_agg.then(render_data::agg_names).into_iter().flatten();
+    render_data::tree(std::iter::once("one.metric".to_string()).chain(agg))
 }
 
 fn params(target: &str) -> Params {

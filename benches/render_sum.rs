@@ -8,50 +8,22 @@
 //! after a warm-up, for instruction counts:
 //! `RENDER_SUM_LOOP=evaluate:5 valgrind --tool=callgrind target/release/deps/render_sum-*`.
 
-use std::path::Path;
-use std::sync::Arc;
+#[path = "common/render_data.rs"]
+mod render_data;
 
-use carbide::http::render::{render, RenderEnv};
+use carbide::http::render::render;
 use carbide::http::reply::Params;
-use carbide::index::Index;
-use carbide::query::eval::{Context, Limits, SeriesSource};
-use carbide::query::store::{Names, Store};
-use carbide::whisper::{self, CreateOptions, WriteOptions};
+use carbide::query::eval::{Context, SeriesSource};
+use carbide::query::store::Store;
 use criterion::{Criterion, Throughput};
+use render_data::{env, NOW};
 
-const NOW: i64 = 1_700_000_000;
 const FROM: i64 = NOW - 86_400;
 const PATTERN: &str = "agg.*.cpu";
 const TARGET: &str = "sumSeries(agg.*.cpu)";
 
-struct IndexNames(Index);
-
-impl Names for IndexNames {
-    fn expand(&self, pattern: &str) -> Vec<String> {
-        self.0.expand(pattern)
-    }
-}
-
-fn metric(root: &Path, name: &str) {
-    let path = root.join(format!("{}.wsp", name.replace('.', "/")));
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    let opts = CreateOptions {
-        sparse: true,
-        ..CreateOptions::default()
-    };
-    whisper::create(&path, &[(10, 8640)], &opts).expect("create");
-    let points: Vec<(i64, f64)> = (0..8640).map(|i| (NOW - i * 10, (i % 97) as f64)).collect();
-    whisper::update_many(&path, &points, Some(NOW), WriteOptions::default()).expect("fill");
-}
-
 fn data() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for h in 0..1000 {
-        metric(dir.path(), &format!("agg.host{h:04}.cpu"));
-    }
-    let index = Index::load_dir(dir.path()).expect("index");
-    let store = Store::new(dir.path(), Arc::new(IndexNames(index)));
-    (dir, store)
+    render_data::tree(render_data::agg_names())
 }
 
 fn fetch(store: &Store) -> usize {
@@ -65,16 +37,6 @@ fn evaluate(store: &Store) -> usize {
     let mut ctx = Context::new(FROM, NOW, NOW, chrono_tz::UTC, store);
     let out = ctx.evaluate_target(TARGET).expect("evaluate");
     out.iter().map(|s| s.values.len()).sum()
-}
-
-fn env(store: &Store) -> RenderEnv<'_> {
-    RenderEnv {
-        source: store,
-        default_zone: chrono_tz::UTC,
-        limits: Limits::default(),
-        max_targets: 100,
-        now: NOW,
-    }
 }
 
 fn params() -> Params {
