@@ -166,8 +166,9 @@ pub struct PersistConfig {
     /// carbon's WHISPER_FALLOCATE_CREATE, on as in the carbon.conf carbon ships: a new file's
     /// data area is allocated with one `fallocate` instead of written with zeros.
     pub fallocate_create: bool,
-    /// Whisper files each writer keeps open between writes (least recently used closed
-    /// first); 0 closes every file after its write. Unset: the soft open file limit is raised
+    /// Whisper files each writer keeps open between writes (when more are written, a stable
+    /// set stays open and a file idle for a minute makes room); 0 closes every file after its
+    /// write. Unset: the soft open file limit is raised
     /// to the hard one, and a quarter of it is shared by the writers, at most 65536 each.
     pub open_files_per_worker: Option<usize>,
 }
