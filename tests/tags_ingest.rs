@@ -224,7 +224,17 @@ struct Compare<'a> {
     failures: Vec<String>,
 }
 
-impl Compare<'_> {
+impl<'a> Compare<'a> {
+    fn new(gw: &'a mut GraphiteWeb, server: &'a Server, now: i64) -> Compare<'a> {
+        Compare {
+            gw,
+            server,
+            now,
+            checks: 0,
+            failures: Vec::new(),
+        }
+    }
+
     fn tags_get(&mut self, path: &str, params: &[(&str, &str)]) {
         let theirs = self.gw.http("GET", path, params);
         let target = if params.is_empty() {
@@ -590,13 +600,7 @@ fn scenario(restarts: bool) {
         assert_ne!(status, 200, "graphite-web tags {raw}: {body}");
     }
 
-    let mut cmp = Compare {
-        gw: &mut gw,
-        server: &server,
-        now: t0,
-        checks: 0,
-        failures: Vec::new(),
-    };
+    let mut cmp = Compare::new(&mut gw, &server, t0);
     cmp.all();
     cmp.finish("before restart");
 
@@ -623,13 +627,7 @@ fn scenario(restarts: bool) {
     // A clean restart.
     server.stop();
     let server = start(&data, &config, &dir.path().join("serve2.log"));
-    let mut cmp = Compare {
-        gw: &mut gw,
-        server: &server,
-        now: t0,
-        checks: 0,
-        failures: Vec::new(),
-    };
+    let mut cmp = Compare::new(&mut gw, &server, t0);
     cmp.all();
     cmp.finish("after SIGTERM and restart");
 
@@ -649,13 +647,7 @@ fn scenario(restarts: bool) {
     std::thread::sleep(Duration::from_millis(2500));
     server.kill();
     let server = start(&data, &config, &dir.path().join("serve3.log"));
-    let mut cmp = Compare {
-        gw: &mut gw,
-        server: &server,
-        now: t0,
-        checks: 0,
-        failures: Vec::new(),
-    };
+    let mut cmp = Compare::new(&mut gw, &server, t0);
     cmp.all();
     cmp.finish("after SIGKILL and restart");
     // One more tagged series after the crash gets the ids graphite-web gives it.
@@ -667,13 +659,7 @@ fn scenario(restarts: bool) {
         "/tags/tagMultiSeries",
         &[("path", "late.ingest;dc=new;rack=z9")],
     );
-    let mut cmp = Compare {
-        gw: &mut gw,
-        server: &server,
-        now: t0,
-        checks: 0,
-        failures: Vec::new(),
-    };
+    let mut cmp = Compare::new(&mut gw, &server, t0);
     cmp.tags_get("/tags", &[]);
     cmp.tags_get("/tags/dc", &[]);
     cmp.tags_get("/tags/rack", &[]);
