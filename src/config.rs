@@ -91,6 +91,8 @@ pub struct ListenConfig {
     pub line_udp: Listen,
     pub pickle: Listen,
     pub http: Listen,
+    /// carbon's CACHE_QUERY_PORT: graphite-web's CarbonLink asks here for unwritten points.
+    pub cache_query: Listen,
 }
 
 impl Default for ListenConfig {
@@ -101,6 +103,7 @@ impl Default for ListenConfig {
             line_udp: on(2003),
             pickle: on(2004),
             http: on(8080),
+            cache_query: on(7002),
         }
     }
 }
@@ -115,6 +118,11 @@ pub struct IngestConfig {
     pub min_timestamp_resolution: u32,
     /// At most this many log lines a minute about bad input; the rest are only counted.
     pub bad_input_log_per_minute: u32,
+    /// carbon's USE_WHITELIST: drop points by `whitelist.conf` / `blacklist.conf` in the
+    /// schemas directory.
+    pub use_whitelist: bool,
+    /// How often those two files are checked for changes (carbon: every 10 s).
+    pub lists_reload_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -123,6 +131,8 @@ impl Default for IngestConfig {
             max_pickle_frame_bytes: 1 << 20,
             min_timestamp_resolution: 0,
             bad_input_log_per_minute: 10,
+            use_whitelist: false,
+            lists_reload_ms: 10_000,
         }
     }
 }
@@ -134,6 +144,9 @@ pub struct CacheConfig {
     /// carbon's MAX_CACHE_SIZE, in points; past it receivers stop reading until writers catch up.
     pub max_points: u64,
     pub write_strategy: WriteStrategy,
+    /// Largest cache-query request frame; a longer length prefix closes the connection before
+    /// anything is read (carbon allows 1 GiB).
+    pub max_query_frame_bytes: u32,
 }
 
 impl Default for CacheConfig {
@@ -141,6 +154,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_points: 10_000_000,
             write_strategy: WriteStrategy::Sorted,
+            max_query_frame_bytes: 64 << 20,
         }
     }
 }
@@ -273,6 +287,9 @@ pub struct Config {
     /// Where storage-schemas.conf and storage-aggregation.conf are read; when the directory
     /// has no storage-schemas.conf the defaults compiled into the binary are used.
     pub schemas_dir: PathBuf,
+    /// Seconds between looks at the two schema files (0: read at startup only); a changed
+    /// file applies to metrics created afterwards. carbon re-reads them every 60 s.
+    pub schema_reload_seconds: u64,
     /// A tracing filter (`info`, `carbide=debug`, ...); RUST_LOG wins when set.
     pub log_level: String,
     pub listen: ListenConfig,
@@ -289,6 +306,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             schemas_dir: PathBuf::from("./storage-schemas"),
+            schema_reload_seconds: 60,
             log_level: "info".to_string(),
             listen: ListenConfig::default(),
             ingest: IngestConfig::default(),

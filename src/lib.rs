@@ -6,6 +6,7 @@
 //! metric gets, and `cli` holds the command-line front ends that sit on top of both.
 
 pub mod cache;
+pub mod carbonlink;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -55,6 +55,9 @@ struct ServeArgs {
     /// HTTP listener (HOST:PORT, :PORT or off).
     #[arg(long, value_name = "ADDR")]
     http: Option<Listen>,
+    /// Cache-query (carbonlink) listener (HOST:PORT, :PORT or off).
+    #[arg(long, value_name = "ADDR")]
+    cache_query: Option<Listen>,
 }
 
 impl ServeArgs {
@@ -75,6 +78,7 @@ impl ServeArgs {
             (self.line_udp, &mut l.line_udp),
             (self.pickle, &mut l.pickle),
             (self.http, &mut l.http),
+            (self.cache_query, &mut l.cache_query),
         ] {
             if let Some(v) = flag {
                 *slot = v;

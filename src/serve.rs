@@ -18,26 +18,9 @@ use crate::ingest::receiver::{self, IngestStats, Intake};
 use crate::persist::{PersistSettings, PersistStats, PersistTuning, Persister};
 use crate::query::eval::Limits;
 use crate::query::store::Store;
-use crate::schema::Schemas;
+use crate::schema::reload::Reloader;
 use crate::wal::{self, Point, Wal};
 use crate::whisper::WriteOptions;
-
-/// Loads the schema files from the configured directory, or the compiled-in defaults when it
-/// has no storage-schemas.conf.
-fn load_schemas(config: &Config) -> Result<Schemas, String> {
-    let dir = &config.schemas_dir;
-    if dir.join(crate::schema::SCHEMAS_FILE).exists() {
-        tracing::info!("storage schemas from {}", dir.display());
-        Schemas::load(dir).map_err(|e| e.to_string())
-    } else {
-        tracing::info!(
-            "no {} in {}: using the built-in storage schemas",
-            crate::schema::SCHEMAS_FILE,
-            dir.display()
-        );
-        Schemas::embedded().map_err(|e| e.to_string())
-    }
-}
 
 async fn bind_tcp(what: &str, listen: Listen) -> Result<Option<TcpListener>, String> {
     let Some(addr) = listen.addr() else {
@@ -78,6 +61,7 @@ struct Counters {
     cache: Arc<Cache>,
     wal: Arc<Wal>,
     started: Instant,
+    cache_query: Arc<crate::carbonlink::QueryStats>,
 }
 
 impl Counters {
@@ -89,6 +73,7 @@ impl Counters {
         json!({
             "uptime_seconds": self.started.elapsed().as_secs(),
             "received": w.points_received,
+            "cache_query": self.cache_query.json(),
             "ingest": {
                 "metrics_received": i.received.load(Ordering::Relaxed),
                 "bad_lines": i.bad_lines.load(Ordering::Relaxed),
@@ -97,6 +82,8 @@ impl Counters {
                 "bad_pickles": i.bad_pickles.load(Ordering::Relaxed),
                 "wal_errors": i.wal_errors.load(Ordering::Relaxed),
                 "active_connections": i.active_connections.load(Ordering::Relaxed),
+                "blacklist_matches": i.blacklist_matches.load(Ordering::Relaxed),
+                "whitelist_rejects": i.whitelist_rejects.load(Ordering::Relaxed),
             },
             "cache": {
                 "size": c.size,
@@ -191,17 +178,28 @@ async fn self_metrics(
             ));
             stats.push(("pointsPerUpdate", committed / updates));
         }
+        let bulk_queries = delta(&["cache_query", "bulk_queries"]);
+        if bulk_queries > 0.0 {
+            let asked = delta(&["cache_query", "bulk_query_metrics"]);
+            stats.push(("cache.bulk_queries_average_size", asked / bulk_queries));
+        }
         stats.extend([
             ("updateOperations", updates),
             ("committedPoints", committed),
             ("creates", delta(&["persist", "creates"])),
             ("errors", delta(&["persist", "errors"])),
-            ("cache.queries", delta(&["cache", "queries"])),
+            ("cache.queries", delta(&["cache_query", "queries"])),
+            (
+                "cache.bulk_queries",
+                delta(&["cache_query", "bulk_queries"]),
+            ),
             (
                 "activeConnections",
                 now["ingest"]["active_connections"].as_f64().unwrap_or(0.0),
             ),
             ("metricsReceived", delta(&["ingest", "metrics_received"])),
+            ("blacklistMatches", delta(&["ingest", "blacklist_matches"])),
+            ("whitelistRejects", delta(&["ingest", "whitelist_rejects"])),
             ("wal.bytes", delta(&["wal", "bytes"])),
             ("dropped", delta(&["persist", "dropped_points"])),
             (
@@ -343,7 +341,10 @@ impl receiver::NameSink for IndexSink {
 pub async fn run(config: Config) -> Result<(), String> {
     let started = Instant::now();
     let signals = StopSignals::install()?;
-    let schemas = Arc::new(load_schemas(&config)?);
+    // The schema files from the configured directory, or the compiled-in defaults when it has
+    // no storage-schemas.conf; `schemas` follows reloads.
+    let schema_reloader = Reloader::start(&config.schemas_dir)?;
+    let schemas = schema_reloader.schemas();
     let whisper_dir = config.whisper_dir();
     std::fs::create_dir_all(&whisper_dir)
         .map_err(|e| format!("cannot create {}: {e}", whisper_dir.display()))?;
@@ -449,6 +450,12 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
 
     let ingest_stats = Arc::new(IngestStats::default());
+    // carbon reads the lists only with USE_WHITELIST; without it the files are ignored.
+    let metric_filter = config.ingest.use_whitelist.then(|| {
+        Arc::new(crate::ingest::filter::MetricFilter::load(
+            &config.schemas_dir,
+        ))
+    });
     let intake = Arc::new(
         Intake::new(
             wal.clone(),
@@ -457,7 +464,8 @@ pub async fn run(config: Config) -> Result<(), String> {
             config.ingest.min_timestamp_resolution,
             config.ingest.bad_input_log_per_minute,
         )
-        .with_names(name_sink.clone()),
+        .with_names(name_sink.clone())
+        .with_filter(metric_filter.clone()),
     );
     let counters = Arc::new(Counters {
         ingest: ingest_stats,
@@ -465,6 +473,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         cache: cache.clone(),
         wal: wal.clone(),
         started,
+        cache_query: Arc::new(crate::carbonlink::QueryStats::default()),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -496,6 +505,32 @@ pub async fn run(config: Config) -> Result<(), String> {
             return Err(e);
         }
     };
+    let cache_query = match bind_tcp("cache query", config.listen.cache_query).await {
+        Ok(l) => l,
+        Err(e) => {
+            persister.shutdown();
+            let _ = tags.close();
+            return Err(e);
+        }
+    };
+    if let Some(l) = cache_query {
+        let settings = crate::carbonlink::Settings {
+            whisper_dir: config.whisper_dir(),
+            max_frame: config.cache.max_query_frame_bytes as usize,
+            write: WriteOptions {
+                lock: config.persist.lock_writes,
+                autoflush: config.persist.autoflush,
+            },
+            integer_timestamps: config.ingest.min_timestamp_resolution != 0,
+        };
+        tasks.spawn(crate::carbonlink::serve(
+            l,
+            cache.clone(),
+            settings,
+            counters.cache_query.clone(),
+            stop_rx.clone(),
+        ));
+    }
     if let Some(l) = line {
         tasks.spawn(receiver::serve_line_tcp(l, intake.clone(), stop_rx.clone()));
     }
@@ -524,6 +559,17 @@ pub async fn run(config: Config) -> Result<(), String> {
         counters.clone(),
         intake.clone(),
         config.clone(),
+        stop_rx.clone(),
+    ));
+    if let Some(f) = metric_filter {
+        tasks.spawn(crate::ingest::filter::reload_loop(
+            f,
+            Duration::from_millis(config.ingest.lists_reload_ms),
+            stop_rx.clone(),
+        ));
+    }
+    tasks.spawn(schema_reloader.run(
+        Duration::from_secs(config.schema_reload_seconds),
         stop_rx.clone(),
     ));
     tracing::info!("carbide serving; data under {}", config.data_dir.display());

@@ -58,6 +58,7 @@ fn start(data: &Path, config: &Path, log: &Path) -> Server {
         .args(["--line-udp", &format!("127.0.0.1:{line}")])
         .args(["--pickle", &format!("127.0.0.1:{pickle}")])
         .args(["--http", &format!("127.0.0.1:{http}")])
+        .args(["--cache-query", "off"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::from(err))

@@ -42,7 +42,7 @@ for p in $cport $gport; do
   fi
 done
 "$bin" serve --data-dir "$data" --line-tcp off --line-udp off --pickle off \
-  --http "127.0.0.1:$cport" 2>"$work/carbide.log" &
+  --cache-query off --http "127.0.0.1:$cport" 2>"$work/carbide.log" &
 cpid=$!
 # gunicorn itself is the background job (no subshell), so the trap's kill reaches its master,
 # which stops the workers.

@@ -56,7 +56,7 @@ printf '\n[wal]\nfsync = "%s"\n' "$FSYNC" >>"$WORK/carbide.toml"
 
 "$CARBIDE" serve --config "$WORK/carbide.toml" --data-dir "$WORK/data" --schemas "$WORK/schemas" \
     --line-tcp "127.0.0.1:$LINE" --line-udp off --pickle "127.0.0.1:$PICKLE" \
-    --http "127.0.0.1:$HTTP" >"$WORK/server.log" 2>&1 &
+    --cache-query off --http "127.0.0.1:$HTTP" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$HTTP") 2>/dev/null && break

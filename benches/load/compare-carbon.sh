@@ -252,7 +252,7 @@ run_carbide() {
     log "carbide serve on 127.0.0.1:$port"
     "$CARBIDE" serve --config "$dir/carbide.toml" --data-dir "$dir/data" \
         --schemas "$dir/schemas" --line-tcp "127.0.0.1:$K_LINE" --line-udp off \
-        --pickle "127.0.0.1:$K_PICKLE" --http "127.0.0.1:$K_HTTP" >"$dir/stdout.log" 2>&1 &
+        --pickle "127.0.0.1:$K_PICKLE" --cache-query off --http "127.0.0.1:$K_HTTP" >"$dir/stdout.log" 2>&1 &
     SERVER_PID=$!
     if ! wait_port "$K_HTTP" || ! wait_port "$port"; then
         echo "carbide did not start listening:" >&2

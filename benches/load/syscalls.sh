@@ -66,7 +66,7 @@ if [ -n "${EXTRA_TOML:-}" ]; then
 fi
 
 "$CARBIDE" serve --config "$WORK/carbide.toml" --data-dir "$WORK/data" --schemas "$WORK/schemas" \
-    --line-tcp "127.0.0.1:$LINE" --line-udp off --pickle off --http "127.0.0.1:$HTTP" \
+    --line-tcp "127.0.0.1:$LINE" --line-udp off --pickle off --cache-query off --http "127.0.0.1:$HTTP" \
     >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do

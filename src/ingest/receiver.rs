@@ -43,6 +43,10 @@ pub struct IngestStats {
     pub wal_errors: AtomicU64,
     /// Open TCP connections (carbon's activeConnections).
     pub active_connections: AtomicU64,
+    /// Points a blacklist pattern dropped (carbon's blacklistMatches).
+    pub blacklist_matches: AtomicU64,
+    /// Points a non-empty whitelist dropped (carbon's whitelistRejects).
+    pub whitelist_rejects: AtomicU64,
 }
 
 /// Logs at most `per_minute` lines a minute; the rest are only counted.
@@ -90,6 +94,8 @@ pub struct Intake {
     min_resolution: u32,
     limiter: LogLimiter,
     names: Option<Arc<dyn NameSink>>,
+    /// The white/blacklists when `use_whitelist` is on.
+    filter: Option<Arc<super::filter::MetricFilter>>,
 }
 
 /// Told the name of every accepted point, so the read side's index knows a metric the moment
@@ -197,7 +203,14 @@ impl Intake {
             min_resolution,
             limiter: LogLimiter::new(log_per_minute),
             names: None,
+            filter: None,
         }
+    }
+
+    /// Drops the points `filter`'s white/blacklists refuse (carbon's `USE_WHITELIST`).
+    pub fn with_filter(mut self, filter: Option<Arc<super::filter::MetricFilter>>) -> Intake {
+        self.filter = filter;
+        self
     }
 
     /// Tells `sink` the name of every accepted point.
@@ -212,6 +225,20 @@ impl Intake {
 
     /// Checks one parsed point and adds it to `batch`, or counts and logs why not.
     pub fn admit(&self, batch: &mut Batch, raw_name: &str, timestamp: f64, value: f64, peer: &str) {
+        // carbon filters the raw name first, before any other check.
+        if let Some(filter) = &self.filter {
+            match filter.check(raw_name) {
+                super::filter::Verdict::Keep => {}
+                super::filter::Verdict::Blacklisted => {
+                    self.stats.blacklist_matches.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                super::filter::Verdict::NotWhitelisted => {
+                    self.stats.whitelist_rejects.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
         let name = match name::clean_cow(raw_name) {
             Ok(n) => n,
             Err(e) => {

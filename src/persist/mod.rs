@@ -42,7 +42,7 @@ use parking_lot::Mutex;
 
 use crate::cache::{Cache, Drained, Strategy};
 use crate::ingest::name;
-use crate::schema::Schemas;
+use crate::schema::reload::LiveSchemas;
 use crate::wal::Wal;
 use crate::whisper::{CreateOptions, WhisperError, WhisperFile, WriteOptions};
 
@@ -148,7 +148,8 @@ pub struct PersistStats {
 struct Shared {
     cache: Arc<Cache>,
     wal: Option<Arc<Wal>>,
-    schemas: Arc<Schemas>,
+    /// Read only when a file is created (a reload swaps the rules in).
+    schemas: LiveSchemas,
     settings: PersistSettings,
     open_files: usize,
     stats: Arc<PersistStats>,
@@ -199,7 +200,7 @@ impl Persister {
     pub fn start(
         cache: Arc<Cache>,
         wal: Option<Arc<Wal>>,
-        schemas: Arc<Schemas>,
+        schemas: impl Into<LiveSchemas>,
         settings: PersistSettings,
         stats: Arc<PersistStats>,
     ) -> Persister {
@@ -216,7 +217,7 @@ impl Persister {
     pub fn start_tuned(
         cache: Arc<Cache>,
         wal: Option<Arc<Wal>>,
-        schemas: Arc<Schemas>,
+        schemas: impl Into<LiveSchemas>,
         settings: PersistSettings,
         tuning: PersistTuning,
         stats: Arc<PersistStats>,
@@ -237,7 +238,7 @@ impl Persister {
         let shared = Arc::new(Shared {
             cache,
             wal,
-            schemas,
+            schemas: schemas.into(),
             settings,
             open_files,
             stats,

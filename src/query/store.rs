@@ -12,7 +12,7 @@ use super::eval::SeriesSource;
 use super::series::Series;
 use crate::cache::Cache;
 use crate::ingest::name::relative_path;
-use crate::schema::Schemas;
+use crate::schema::reload::LiveSchemas;
 use crate::whisper::{AggregationMethod, WhisperError, WhisperFile};
 
 /// A fetch's `(start, end, step, values)`.
@@ -29,7 +29,7 @@ pub struct Store {
     names: Arc<dyn Names>,
     tags: Option<Arc<crate::index::tags::TagIndex>>,
     cache: Option<Arc<Cache>>,
-    schemas: Option<Arc<Schemas>>,
+    schemas: Option<LiveSchemas>,
 }
 
 impl Store {
@@ -51,9 +51,9 @@ impl Store {
 
     /// Merges unflushed points from `cache`; `schemas` say what retention a metric that is only
     /// in the cache will get.
-    pub fn with_cache(mut self, cache: Arc<Cache>, schemas: Arc<Schemas>) -> Store {
+    pub fn with_cache(mut self, cache: Arc<Cache>, schemas: impl Into<LiveSchemas>) -> Store {
         self.cache = Some(cache);
-        self.schemas = Some(schemas);
+        self.schemas = Some(schemas.into());
         self
     }
 
@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn cache_is_merged_over_whisper() {
         let dir = tempfile::tempdir().unwrap();
-        let schemas = Arc::new(Schemas::embedded().unwrap());
+        let schemas = Arc::new(crate::schema::Schemas::embedded().unwrap());
         let cache = Arc::new(Cache::new(CacheConfig::default()));
         let now = 1_700_000_000;
         let t = now - now % 60 - 600;

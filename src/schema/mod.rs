@@ -17,10 +17,11 @@
 //! possessive quantifiers, conditionals, `\Z`) make a file fail to load with an error saying
 //! so, where carbon would have accepted it.
 //!
-//! Reloading (carbon re-reads both files every 60 s and keeps the old lists when a read
-//! fails) is the caller's job: call [`Schemas::load`] again and keep the old value on `Err`.
+//! Reloading while the server runs (carbon re-reads both files every 60 s and keeps the old
+//! lists when a read fails) is [`reload`]'s job.
 
 pub mod config;
+pub mod reload;
 
 mod aggregation;
 mod error;
@@ -80,16 +81,21 @@ pub struct Resolved {
 /// does not catch), naming the line of the first bad byte.
 fn read_text(path: &Path) -> io::Result<Result<String, SchemaError>> {
     let bytes = std::fs::read(path)?;
-    Ok(String::from_utf8(bytes).map_err(|e| {
+    Ok(decode_text(&path.display().to_string(), bytes))
+}
+
+/// The text of a config file read as `bytes`; `file` names it in the error.
+pub(crate) fn decode_text(file: &str, bytes: Vec<u8>) -> Result<String, SchemaError> {
+    String::from_utf8(bytes).map_err(|e| {
         let good = e.utf8_error().valid_up_to();
         let bytes = e.as_bytes();
         let line = 1 + bytes[..good].iter().filter(|&&b| b == b'\n').count();
         SchemaError::at(
-            &path.display().to_string(),
+            file,
             line,
             format!("not valid UTF-8 (byte {good} of the file)"),
         )
-    }))
+    })
 }
 
 impl Schemas {
@@ -191,6 +197,19 @@ impl Schemas {
                 .unwrap_or(DEFAULT_AGGREGATION_METHOD),
             schema_name: schema.name().to_string(),
             aggregation_name: rule.name().to_string(),
+        }
+    }
+
+    /// Both lists as parsed (each ending with its built-in default) and the warnings of both.
+    pub(crate) fn from_parts(
+        storage: Vec<StorageSchema>,
+        aggregation: Vec<AggregationRule>,
+        warnings: Vec<SchemaWarning>,
+    ) -> Schemas {
+        Schemas {
+            storage,
+            aggregation,
+            warnings,
         }
     }
 

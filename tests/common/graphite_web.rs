@@ -21,13 +21,28 @@ impl GraphiteWeb {
     }
 
     pub fn start_in_zone(whisper_dir: &Path, time_zone: &str) -> GraphiteWeb {
+        Self::start_with(whisper_dir, time_zone, None)
+    }
+
+    /// Like [`GraphiteWeb::start`], with CARBONLINK_HOSTS = [`carbonlink`] (`HOST:PORT` of a
+    /// cache-query port) so that renders merge the points that cache still holds.
+    pub fn start_with_carbonlink(whisper_dir: &Path, carbonlink: &str) -> GraphiteWeb {
+        Self::start_with(whisper_dir, "UTC", Some(carbonlink))
+    }
+
+    fn start_with(whisper_dir: &Path, time_zone: &str, carbonlink: Option<&str>) -> GraphiteWeb {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/graphite_web.py");
-        let mut child = Command::new(super::python())
+        let mut command = Command::new(super::python());
+        command
             .arg(script)
             .arg("--whisper-dir")
             .arg(whisper_dir)
             .arg("--time-zone")
-            .arg(time_zone)
+            .arg(time_zone);
+        if let Some(addr) = carbonlink {
+            command.arg("--carbonlink").arg(addr);
+        }
+        let mut child = command
             .env("PYTHONIOENCODING", "utf-8")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

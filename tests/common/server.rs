@@ -45,6 +45,9 @@ impl Server {
             .args(["--line-udp", &format!("127.0.0.1:{line}")])
             .args(["--pickle", &format!("127.0.0.1:{pickle}")])
             .args(["--http", &format!("127.0.0.1:{http}")])
+            // Off: carbon's default port 7002 would collide between servers running in
+            // parallel (tests/carbonlink.rs starts its servers with a port of their own).
+            .args(["--cache-query", "off"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -2,7 +2,10 @@
 """graphite-web 1.1.10 in process, driven over JSON lines: the reference the read-side tests
 compare Carbide with.
 
-    python graphite_web.py --whisper-dir DIR [--time-zone UTC]
+    python graphite_web.py --whisper-dir DIR [--time-zone UTC] [--carbonlink HOST:PORT]
+
+With --carbonlink, CARBONLINK_HOSTS is [HOST:PORT], so the whisper reader merges what that
+cache-query port answers (carbon-cache's 7002); without it graphite-web asks no cache.
 
 Reads one JSON request per line on stdin and writes one JSON answer per line on stdout:
 
@@ -54,7 +57,7 @@ def python311_shims():
         inspect.formatargspec = formatargspec
 
 
-def configure(whisper_dir, scratch, time_zone):
+def configure(whisper_dir, scratch, time_zone, carbonlink=None):
     settings = types.ModuleType('carbide_test_graphite_settings')
     settings.SECRET_KEY = 'carbide-tests'
     settings.TIME_ZONE = time_zone
@@ -67,7 +70,7 @@ def configure(whisper_dir, scratch, time_zone):
     settings.DEFAULT_CACHE_DURATION = 0
     settings.TAGDB_CACHE_DURATION = 0
     settings.USE_WORKER_POOL = False
-    settings.CARBONLINK_HOSTS = []
+    settings.CARBONLINK_HOSTS = [carbonlink] if carbonlink else []
     settings.STORAGE_FINDERS = ('graphite.finders.standard.StandardFinder',)
     settings.TAGDB = 'graphite.tags.localdatabase.LocalDatabaseTagDB'
     settings.DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3',
@@ -164,9 +167,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--whisper-dir', required=True)
     ap.add_argument('--time-zone', default='UTC')
+    ap.add_argument('--carbonlink', default=None)
     args = ap.parse_args()
     scratch = tempfile.mkdtemp(prefix='carbide-graphite-web-')
-    configure(os.path.abspath(args.whisper_dir), scratch, args.time_zone)
+    configure(os.path.abspath(args.whisper_dir), scratch, args.time_zone, args.carbonlink)
 
     from django.test import Client
     from graphite.render import attime
