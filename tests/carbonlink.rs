@@ -287,6 +287,10 @@ fn cache_query_and_bulk_answer_what_was_sent() {
     // Received with its tags out of order; stored (and known to graphite-web) canonically.
     lines.extend(lines_for("clq.t;z=1;y=2", &tagged));
     lines.extend(lines_for("clq.many", &many));
+    // carbon's tag parser reads this as `clq.u;x=1;c=d`, a name that cleans again to another
+    // spelling: graphite-web asks for it as stored.
+    let odd: Vec<(i64, f64)> = vec![(t + 2, 8.0)];
+    lines.extend(lines_for("clq.u;x=1{c=\"d\"}", &odd));
     send_lines(&c.server, &lines);
 
     let all = json!({
@@ -312,6 +316,9 @@ fn cache_query_and_bulk_answer_what_was_sent() {
             json!({"name": "cache-query tagged", "kind": "query",
                    "request": {"type": "cache-query", "metric": "clq.t;y=2;z=1"},
                    "points": points_json(&tagged)}),
+            json!({"name": "cache-query stored non-canonical", "kind": "query",
+                   "request": {"type": "cache-query", "metric": "clq.u;x=1;c=d"},
+                   "points": points_json(&odd)}),
             json!({"name": "cache-query many", "kind": "query",
                    "request": {"type": "cache-query", "metric": "clq.many"},
                    "points": points_json(&many)}),
@@ -350,7 +357,7 @@ fn cache_query_and_bulk_answer_what_was_sent() {
     );
     let stats = c.server.stats();
     let cq = &stats["cache_query"];
-    assert_eq!(cq["queries"], json!(8), "{cq}");
+    assert_eq!(cq["queries"], json!(9), "{cq}");
     assert_eq!(cq["bulk_queries"], json!(7), "{cq}");
     // len(metrics) of each: 1502 + 4 + 16 + 3 + 3 + 2 + 0.
     assert_eq!(cq["bulk_query_metrics"], json!(1530), "{cq}");

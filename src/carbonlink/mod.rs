@@ -290,15 +290,21 @@ async fn answer(shared: &Arc<Shared>, payload: Vec<u8>) -> Result<Vec<u8>, Refus
     }
 }
 
-/// `MetricCache.get(metric, {})`: a str names a series (cleaned as ingest cleans names);
-/// anything else hashable is a key no series has.
+/// `MetricCache.get(metric, {})`: a str names a series, as sent or cleaned as ingest cleans
+/// names; anything else hashable is a key no series has.
 fn lookup(shared: &Shared, arena: &Arena, metric: Id) -> Vec<(f64, f64)> {
     let Some(Ok(raw)) = str_bytes(arena, metric).map(std::str::from_utf8) else {
         return Vec::new();
     };
+    // Cleaning is not idempotent for some tagged names (`a;x=1{c="d"}` is stored as
+    // `a;x=1;c=d`, which would clean to `a;c=d;x=1`), so a stored name is tried as sent first.
+    let points = shared.cache.get(raw);
+    if !points.is_empty() {
+        return points;
+    }
     match name::clean_cow(raw) {
-        Ok(clean) => shared.cache.get(&clean),
-        Err(_) => Vec::new(),
+        Ok(clean) if clean != raw => shared.cache.get(&clean),
+        _ => Vec::new(),
     }
 }
 
