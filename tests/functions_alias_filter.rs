@@ -840,3 +840,47 @@ fn random_python_regexes_match_cpython() {
     );
     assert!(compared > 1000, "{compared}");
 }
+
+/// Sorting and percentile filters when some keys are NaN (a NaN stored in a file makes the
+/// average NaN; max and min depend on where it is): graphite-web sorts with CPython's timsort,
+/// which leaves such keys where its `<` comparisons put them. Carbide used to order NaN last
+/// (and its plain float sorts panicked on NaN: the `render` fuzz target found
+/// `sortBy(x.z.w,'median',false)`).
+#[test]
+fn sorting_with_nan_matches_graphite_web() {
+    let mut r = RenderCompare::new(NOW);
+    for k in 0..10i64 {
+        r.metric(
+            &format!("sonan.s{k}.cpu"),
+            RET,
+            &pts(60, 60, |i| {
+                Some(if k % 3 == 1 && i == k {
+                    f64::NAN
+                } else {
+                    ((i * (k + 3)) % 17) as f64 - k as f64 * 0.5
+                })
+            }),
+        );
+    }
+    let targets: Vec<String> = [
+        "sortByMaxima(sonan.*.cpu)",
+        "sortByMinima(sonan.*.cpu)",
+        "sortByTotal(sonan.*.cpu)",
+        "sortBy(sonan.*.cpu)",
+        "sortBy(sonan.*.cpu,'average',true)",
+        "sortBy(sonan.*.cpu,'median',false)",
+        "sortBy(sonan.*.cpu,'last',true)",
+        "highestAverage(sonan.*.cpu,4)",
+        "lowestAverage(sonan.*.cpu,4)",
+        "highestMax(sonan.*.cpu,3)",
+        "highest(sonan.*.cpu,5,'sum')",
+        "lowest(sonan.*.cpu,5,'median')",
+        "mostDeviant(sonan.*.cpu,4)",
+        "removeAbovePercentile(sonan.*.cpu,50)",
+        "removeBelowPercentile(sonan.*.cpu,30)",
+        "removeBetweenPercentile(sonan.*.cpu,70)",
+    ]
+    .map(String::from)
+    .to_vec();
+    check_all(&mut r, &targets, &[]);
+}

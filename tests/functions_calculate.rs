@@ -441,3 +441,35 @@ fn negative_window_refused() {
         assert_eq!(cs, 400, "carbide for {target}: {cb}");
     }
 }
+
+/// Values Python's `<` cannot order (NaN, stored in the file) among finite and infinite ones:
+/// graphite-web sorts them with CPython's timsort, which leaves NaN where its comparisons put
+/// it, and the percentile picks whatever lands at its rank. Carbide once panicked here (Rust's
+/// sort refuses a comparison that is not a total order; found by the `render` fuzz target with
+/// `nPercentile(a.b.*, 90)`).
+#[test]
+fn n_percentile_with_nan_values() {
+    let mut r = shared();
+    let nan_among = |i: i64| -> Option<f64> {
+        Some(match i % 9 {
+            2 => f64::NAN,
+            4 => f64::INFINITY,
+            6 => -render::wobble(i),
+            7 => f64::NEG_INFINITY,
+            _ => render::wobble(i),
+        })
+    };
+    let pts = render::points_oldest_first(NOW, 600, 60, nan_among);
+    r.metric("npnan.mixed", "60s:1d", &pts);
+    let pts = render::points_oldest_first(NOW, 80, 60, |i| {
+        Some(if i == 3 { f64::NAN } else { 50.0 - i as f64 })
+    });
+    r.metric("npnan.down", "60s:1d", &pts);
+    for from in ["-1h", "-2h", "-10min", "-70min"] {
+        for n in ["1", "10", "25", "50", "75", "90", "99", "100"] {
+            r.check(&format!("nPercentile(npnan.*, {n})"), from, "now");
+        }
+        r.check("summarize(npnan.*, '7min', 'median')", from, "now");
+        r.check("aggregate(npnan.*, 'median')", from, "now");
+    }
+}

@@ -673,3 +673,38 @@ fn functions_metadata_matches_graphite_web() {
         .map(|name| carbide::query::functions::lookup(name).expect("registered"));
     assert_eq!(render::metadata_matches_spec(defs), names.len());
 }
+
+/// percentileOfSeries over rows holding NaN (stored in the files), which CPython's sort leaves
+/// where its `<` comparisons put them; Carbide's sort once panicked on such rows (found by the
+/// `render` fuzz target).
+#[test]
+fn percentile_of_series_with_nan_values() {
+    let mut r = fixture();
+    for k in 0..9i64 {
+        r.metric(
+            &format!("pnan.s{k}.v"),
+            "60s:1d",
+            &series(120, 60, |i| {
+                Some(match (i + k * 5) % 11 {
+                    1 | 8 => f64::NAN,
+                    3 => f64::INFINITY,
+                    5 => -(i as f64) / 3.0,
+                    _ => (i * k) as f64 / 7.0 - 4.0,
+                })
+            }),
+        );
+    }
+    for n in ["1", "10", "25", "50", "75", "90", "100"] {
+        r.check(&format!("percentileOfSeries(pnan.*.v,{n})"), "-1h", "now");
+        if n != "100" {
+            // 100 with interpolation is graphite-web's IndexError (a 500).
+            r.check(
+                &format!("percentileOfSeries(pnan.*.v,{n},true)"),
+                "-1h",
+                "now",
+            );
+        }
+    }
+    r.check("aggregate(pnan.*.v,'median')", "-1h", "now");
+    r.check("aggregate(pnan.*.v,'median')", "-90min", "now");
+}

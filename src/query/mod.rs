@@ -11,6 +11,7 @@ pub mod eval;
 pub mod functions;
 pub mod parser;
 pub mod series;
+pub mod sort;
 pub mod store;
 pub mod time;
 pub mod value;

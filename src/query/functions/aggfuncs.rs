@@ -331,7 +331,7 @@ pub fn safe_median(values: &[Option<f64>]) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    crate::query::sort::sort_floats(&mut v);
     let mid = v.len() / 2;
     Some(if v.len().is_multiple_of(2) {
         (v[mid - 1] + v[mid]) / 2.0

@@ -941,7 +941,10 @@ fn n_percentile(_ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryEr
         if sorted.is_empty() {
             continue;
         }
-        sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        // graphite-web sorts the values into a copy and `_getPercentile` sorts them again;
+        // with a NaN among them (which `<` cannot order) the second sort may move values.
+        crate::query::sort::sort_floats(&mut sorted);
+        crate::query::sort::sort_floats(&mut sorted);
         let Some(value) = percentile(&sorted, n)? else {
             continue;
         };

@@ -874,7 +874,7 @@ fn percentile(row: &[Option<f64>], n: f64, interpolate: bool) -> Result<Option<f
     if sorted.is_empty() {
         return Ok(None);
     }
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    crate::query::sort::sort_floats(&mut sorted);
     let len = sorted.len();
     let fractional_rank = (n / 100.0) * (len + 1) as f64;
     if !fractional_rank.is_finite() {

@@ -6,8 +6,6 @@
 //! above one). Arguments pass graphite-web's parameter validation first, which converts them
 //! (a float parameter given `5` or `"5"` is `5.0`), so names print the converted value.
 
-use std::cmp::Ordering;
-
 use super::aggfuncs::{safe_max, safe_min, AggFunc, AGG_FUNC_NAMES};
 use super::alias::python_re::PyRegex;
 use super::{FunctionDef, Literal, Param, ParamType};
@@ -15,6 +13,7 @@ use crate::python::format::{float_repr, printf_g};
 use crate::query::error::QueryError;
 use crate::query::eval::Context;
 use crate::query::series::Series;
+use crate::query::sort;
 use crate::query::value::{Args, Value};
 
 const SERIES: Param = Param::required("seriesList", ParamType::SeriesList);
@@ -372,27 +371,27 @@ fn sort_key(func: AggFunc, series: &Series) -> f64 {
     func.apply(&series.points()).unwrap_or(f64::NEG_INFINITY)
 }
 
-/// A total order over keys that agrees with Python's `<` on numbers (NaN, which Python cannot
-/// order, is put last).
-fn key_cmp(a: f64, b: f64) -> Ordering {
-    a.partial_cmp(&b)
-        .unwrap_or_else(|| a.is_nan().cmp(&b.is_nan()))
-}
-
-/// `list.sort(key=..., reverse=...)`: stable both ways, keys computed once.
+/// `list.sort(key=..., reverse=...)`: keys computed once, compared with `lt` (Python's `<`)
+/// in CPython's own sort, so keys `<` cannot order (NaN) end up where graphite-web puts them.
 fn sort_by_key<K>(
     list: Vec<Series>,
     key: impl Fn(&Series) -> K,
-    cmp: impl Fn(&K, &K) -> Ordering,
+    lt: impl Fn(&K, &K) -> bool,
     reverse: bool,
 ) -> Vec<Series> {
-    let mut keyed: Vec<(K, Series)> = list.into_iter().map(|s| (key(&s), s)).collect();
+    let keys: Vec<K> = list.iter().map(key).collect();
+    let mut order: Vec<usize> = (0..list.len()).collect();
+    let by_key = |a: &usize, b: &usize| lt(&keys[*a], &keys[*b]);
     if reverse {
-        keyed.sort_by(|a, b| cmp(&b.0, &a.0));
+        sort::sort_by_lt_reversed(&mut order, by_key);
     } else {
-        keyed.sort_by(|a, b| cmp(&a.0, &b.0));
+        sort::sort_by_lt(&mut order, by_key);
     }
-    keyed.into_iter().map(|(_, s)| s).collect()
+    let mut slots: Vec<Option<Series>> = list.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 fn agg_arg(args: &Args, name: &str, default: &'static str) -> Result<AggFunc, QueryError> {
@@ -439,7 +438,7 @@ fn top_n(
     let func =
         AggFunc::parse(func).map_err(|e| QueryError::bad(format!("{}: {}", args.function(), e)))?;
     let n = top_count(&args)?;
-    let mut sorted = sort_by_key(list, |s| sort_key(func, s), |a, b| key_cmp(*a, *b), highest);
+    let mut sorted = sort_by_key(list, |s| sort_key(func, s), |a, b| a < b, highest);
     sorted.truncate(python_prefix_len(sorted.len(), n));
     Ok(Value::SeriesList(sorted))
 }
@@ -579,7 +578,9 @@ fn remove_percentile(
         if sorted.is_empty() {
             continue;
         }
-        sorted.sort_by(|a, b| key_cmp(*a, *b));
+        // nPercentile's two sorts (see calculate.rs): with NaN the second may move values.
+        sort::sort_floats(&mut sorted);
+        sort::sort_floats(&mut sorted);
         let Some(p) = percentile(&sorted, n) else {
             continue;
         };
@@ -660,8 +661,14 @@ fn most_deviant(_ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryEr
         let sigma = crate::query::series::python_sum(&squares) / values.len() as f64;
         deviants.push((sigma, s));
     }
-    deviants.sort_by(|a, b| key_cmp(b.0, a.0));
-    let mut sorted: Vec<Series> = deviants.into_iter().map(|(_, s)| s).collect();
+    let (sigmas, series): (Vec<f64>, Vec<Series>) = deviants.into_iter().unzip();
+    let mut order: Vec<usize> = (0..series.len()).collect();
+    sort::sort_by_lt_reversed(&mut order, |a, b| sigmas[*a] < sigmas[*b]);
+    let mut slots: Vec<Option<Series>> = series.into_iter().map(Some).collect();
+    let mut sorted: Vec<Series> = order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect();
     sorted.truncate(python_prefix_len(sorted.len(), n));
     Ok(Value::SeriesList(sorted))
 }
@@ -669,7 +676,7 @@ fn most_deviant(_ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryEr
 /// The values of a sorted copy, for `_getPercentile`.
 fn sorted_values(values: impl IntoIterator<Item = Option<f64>>) -> Vec<f64> {
     let mut v: Vec<f64> = values.into_iter().flatten().collect();
-    v.sort_by(|a, b| key_cmp(*a, *b));
+    sort::sort_floats(&mut v);
     v
 }
 
@@ -760,7 +767,7 @@ fn sort_by(_ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryError> 
     Ok(Value::SeriesList(sort_by_key(
         list,
         |s| sort_key(func, s),
-        |a, b| key_cmp(*a, *b),
+        |a, b| a < b,
         reverse,
     )))
 }
@@ -776,7 +783,7 @@ fn sort_with(
     Ok(Value::SeriesList(sort_by_key(
         list,
         |s| sort_key(func, s),
-        |a, b| key_cmp(*a, *b),
+        |a, b| a < b,
         reverse,
     )))
 }
@@ -790,7 +797,7 @@ fn sort_by_minima(_ctx: &mut Context<'_>, mut args: Args) -> Result<Value, Query
     Ok(Value::SeriesList(sort_by_key(
         kept,
         |s| safe_min(&s.points()).unwrap_or(f64::NEG_INFINITY),
-        |a, b| key_cmp(*a, *b),
+        |a, b| a < b,
         false,
     )))
 }
@@ -810,7 +817,7 @@ fn sort_by_name(_ctx: &mut Context<'_>, mut args: Args) -> Result<Value, QueryEr
     Ok(Value::SeriesList(sort_by_key(
         list,
         key,
-        |a, b| a.cmp(b),
+        |a, b| a < b,
         reverse,
     )))
 }

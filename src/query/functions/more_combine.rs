@@ -758,6 +758,9 @@ fn events(_ctx: &mut Context<'_>, args: Args) -> Result<Value, QueryError> {
     )))
 }
 
+/// The widest field [`percent_format`] pads to (and the largest precision it expands).
+const MAX_FORMAT_WIDTH: usize = 1_000_000;
+
 /// Python's `fmt % value` for one float: the conversions d i u f F e E g G s r a and `%%`,
 /// with flags, width and precision. Anything Python would refuse (no conversion, two, `%x` of a
 /// float, a mapping key, `*`) is an error saying why.
@@ -817,6 +820,13 @@ pub fn percent_format(fmt: &str, value: f64) -> Result<String, String> {
                 i += 1;
             }
             precision = Some(p);
+        }
+        // Python pads to any width it has memory for (a MemoryError, graphite-web's 500,
+        // beyond); a legend a million characters wide is refused before it is built.
+        if width.max(precision.unwrap_or(0)) > MAX_FORMAT_WIDTH {
+            return Err(format!(
+                "width or precision over {MAX_FORMAT_WIDTH} in a format"
+            ));
         }
         // Length modifiers are accepted and ignored, as in Python.
         while matches!(chars.get(i), Some('h' | 'l' | 'L')) {
@@ -941,6 +951,11 @@ mod tests {
         assert_eq!(percent_format("%s%%", 0.1).as_deref(), Ok("0.1%"));
         assert_eq!(percent_format("%+.3d", 7.0).as_deref(), Ok("+007"));
         assert_eq!(percent_format("%g", 1e-5).as_deref(), Ok("1e-05"));
+        // Found by the `render` fuzz target: aliasQuery(a.b.c,"x","y","%73599999999e") tried
+        // to allocate 73 GB (graphite-web: MemoryError, a 500).
+        assert!(percent_format("%73599999999e", 1.0).is_err());
+        assert!(percent_format("%.73599999999f", 1.0).is_err());
+        assert_eq!(percent_format("%12e", 1.0).as_deref(), Ok("1.000000e+00"));
         assert_eq!(
             percent_format("%E", 12345.678).as_deref(),
             Ok("1.234568E+04")
