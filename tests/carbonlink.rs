@@ -229,26 +229,8 @@ json.dump(out, sys.stdout)
 /// Runs [`CLIENT`] against `port` and fails the test on any case whose reply differs.
 fn check_cases(port: u16, cases: Vec<Value>) {
     let spec = json!({"port": port, "cases": cases});
-    let mut child = Command::new(common::python())
-        .args(["-c", CLIENT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python client");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(spec.to_string().as_bytes())
-        .expect("write spec");
-    let out = child.wait_with_output().expect("python client");
-    assert!(
-        out.status.success(),
-        "python client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).expect("client json");
+    let results: Vec<Value> =
+        serde_json::from_value(common::python_json(CLIENT, &spec)).expect("client json");
     assert_eq!(
         results.len(),
         spec["cases"].as_array().map_or(0, |c| c.len())

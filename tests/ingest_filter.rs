@@ -75,28 +75,7 @@ fn oracle(
     pairs: &[(Option<usize>, Option<usize>)],
 ) -> Oracle {
     let req = json!({ "lists": lists, "names": names, "pairs": pairs });
-    let mut child = Command::new(common::python())
-        .args(["-c", ORACLE])
-        .env("PYTHONUTF8", "1")
-        .env("PYTHONWARNINGS", "ignore")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(req.to_string().as_bytes())
-        .expect("write request");
-    let out = child.wait_with_output().expect("python output");
-    assert!(
-        out.status.success(),
-        "carbon oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("oracle json");
+    let v: Value = common::python_json(ORACLE, &req);
     Oracle {
         lists: v["lists"].as_array().expect("lists").clone(),
         verdicts: v["verdicts"]

@@ -10,9 +10,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use carbide::schema::config::ConfigFile;
 use carbide::schema::{parse_storage_aggregation, parse_storage_schemas, SchemaError};
 use serde_json::{json, Value};
@@ -101,26 +98,7 @@ print(json.dumps(out))
 "#;
 
 fn run_python(script: &str, input: &Value) -> Value {
-    let mut child = Command::new(common::python())
-        .arg("-c")
-        .arg(script)
-        .env("PYTHONUTF8", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start python");
-    let body = input.to_string();
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || stdin.write_all(body.as_bytes()));
-    let out = child.wait_with_output().expect("python runs");
-    writer.join().expect("writer").expect("write to python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("python prints json")
+    common::python_json(script, input)
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.

@@ -311,26 +311,7 @@ fn serve_reloads_schemas_for_new_metrics_only() {
 }
 
 fn run_carbon_writer(steps: &Value) -> Vec<Value> {
-    let mut child = Command::new(common::python())
-        .args(["-c", CARBON_WRITER])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(steps.to_string().as_bytes())
-        .expect("write steps");
-    let out = child.wait_with_output().expect("python");
-    assert!(
-        out.status.success(),
-        "carbon writer simulation failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    serde_json::from_value(common::python_json(CARBON_WRITER, steps)).expect("json")
 }
 
 // ---- unit level: Reloader::check ----

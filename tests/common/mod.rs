@@ -80,3 +80,31 @@ pub fn run_python(script: &str) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// Runs a Python snippet in the test venv with `input` as JSON on its stdin, and returns the
+/// JSON it prints; fails the test with its stderr if it fails. The input is written from its
+/// own thread, so a snippet that answers as it reads cannot deadlock on a full pipe.
+pub fn python_json(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(python())
+        .args(["-c", script])
+        .env("PYTHONUTF8", "1")
+        .env("PYTHONWARNINGS", "ignore")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let body = input.to_string();
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(body.as_bytes()));
+    let out = child.wait_with_output().expect("python runs");
+    writer.join().expect("writer").expect("write to python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("python prints json")
+}
