@@ -41,7 +41,6 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use self::protocol::{percent_s, str_bytes, Pickler, Refusal, Request, RequestKind};
 use crate::cache::Cache;
@@ -138,7 +137,7 @@ pub async fn serve(
     cache: Arc<Cache>,
     settings: Settings,
     stats: Arc<QueryStats>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let shared = Arc::new(Shared {
         cache,
@@ -147,32 +146,19 @@ pub async fn serve(
         stats,
         log_window: Mutex::new((Instant::now(), 0)),
     });
-    let mut tasks = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let stop = shutdown.clone();
-                shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-                tasks.spawn(async move {
-                    connection(stream, peer, &shared, stop).await;
-                    shared.stats.connections.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-            Err(e) => {
-                tracing::warn!("cache query: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        while tasks.try_join_next().is_some() {}
-    }
-    drop(listener);
-    while tasks.join_next().await.is_some() {}
+    crate::ingest::receiver::accept_loop(
+        "cache query",
+        listener,
+        shared,
+        open_connections,
+        shutdown,
+        |stream, peer, shared, stop| async move { connection(stream, peer, &shared, stop).await },
+    )
+    .await;
+}
+
+fn open_connections(shared: &Shared) -> &AtomicU64 {
+    &shared.stats.connections
 }
 
 async fn connection(

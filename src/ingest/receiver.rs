@@ -334,15 +334,19 @@ fn grow_after(buf: &mut Vec<u8>, read: usize) {
     }
 }
 
-/// Accepts connections until `shutdown`, running `handler` for each on its own task; on
-/// shutdown waits for the open connections to finish their current batch.
-async fn accept_loop<F, Fut>(
+/// Accepts connections until `shutdown`, running `handler` for each on its own task with
+/// `open(&state)` counting the connections in progress; on shutdown waits for the open
+/// connections to finish their current work. `what` names the listener in logs.
+pub(crate) async fn accept_loop<S, F, Fut>(
+    what: &'static str,
     listener: TcpListener,
-    intake: Arc<Intake>,
+    state: Arc<S>,
+    open: fn(&S) -> &AtomicU64,
     mut shutdown: watch::Receiver<bool>,
     handler: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, Arc<Intake>, watch::Receiver<bool>) -> Fut,
+    S: Send + Sync + 'static,
+    F: Fn(TcpStream, SocketAddr, Arc<S>, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut tasks = JoinSet::new();
@@ -354,22 +358,16 @@ async fn accept_loop<F, Fut>(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let intake2 = intake.clone();
-                intake
-                    .stats
-                    .active_connections
-                    .fetch_add(1, Ordering::Relaxed);
-                let fut = handler(stream, peer, intake2, shutdown.clone());
-                let done = intake.clone();
+                open(&state).fetch_add(1, Ordering::Relaxed);
+                let fut = handler(stream, peer, state.clone(), shutdown.clone());
+                let done = state.clone();
                 tasks.spawn(async move {
                     fut.await;
-                    done.stats
-                        .active_connections
-                        .fetch_sub(1, Ordering::Relaxed);
+                    open(&done).fetch_sub(1, Ordering::Relaxed);
                 });
             }
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
+                tracing::warn!("{what}: accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -377,6 +375,11 @@ async fn accept_loop<F, Fut>(
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
+}
+
+/// carbon's activeConnections: TCP line and pickle connections.
+fn active_connections(intake: &Intake) -> &AtomicU64 {
+    &intake.stats.active_connections
 }
 
 /// Reads the next chunk, first waiting for room in the cache; None at end of stream,
@@ -521,7 +524,15 @@ pub async fn serve_line_tcp(
     intake: Arc<Intake>,
     shutdown: watch::Receiver<bool>,
 ) {
-    accept_loop(listener, intake, shutdown, line_connection).await;
+    accept_loop(
+        "plaintext",
+        listener,
+        intake,
+        active_connections,
+        shutdown,
+        line_connection,
+    )
+    .await;
 }
 
 /// Serves the pickle protocol over TCP.
@@ -531,9 +542,14 @@ pub async fn serve_pickle(
     shutdown: watch::Receiver<bool>,
     max_frame: usize,
 ) {
-    accept_loop(listener, intake, shutdown, move |s, p, i, sd| {
-        pickle_connection(s, p, i, sd, max_frame)
-    })
+    accept_loop(
+        "pickle",
+        listener,
+        intake,
+        active_connections,
+        shutdown,
+        move |s, p, i, sd| pickle_connection(s, p, i, sd, max_frame),
+    )
     .await;
 }
 
