@@ -387,21 +387,7 @@ impl Flock {
 
 /// The render JSON as `(target, [(ts, value)])` with nulls dropped.
 fn non_null(render: &Value) -> Vec<(String, Vec<(i64, f64)>)> {
-    render
-        .as_array()
-        .expect("render array")
-        .iter()
-        .map(|s| {
-            let points = s["datapoints"]
-                .as_array()
-                .expect("datapoints")
-                .iter()
-                .filter(|p| !p[0].is_null())
-                .map(|p| (p[1].as_i64().expect("ts"), p[0].as_f64().expect("value")))
-                .collect();
-            (s["target"].as_str().expect("target").to_string(), points)
-        })
-        .collect()
+    common::render_points(render)
 }
 
 #[test]

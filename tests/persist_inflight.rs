@@ -38,21 +38,7 @@ fn render(server: &Server, target: &str, from: i64, until: i64) -> Vec<(String, 
     let (status, _, body) = server.http("GET", &path, &[], b"");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let mut out: Vec<(String, Vec<(i64, f64)>)> = json
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|s| {
-            let points = s["datapoints"]
-                .as_array()
-                .expect("datapoints")
-                .iter()
-                .filter(|p| !p[0].is_null())
-                .map(|p| (p[1].as_i64().expect("ts"), p[0].as_f64().expect("value")))
-                .collect();
-            (s["target"].as_str().expect("target").to_string(), points)
-        })
-        .collect();
+    let mut out = common::render_points(&json);
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }

@@ -108,3 +108,22 @@ pub fn python_json(script: &str, input: &serde_json::Value) -> serde_json::Value
     );
     serde_json::from_slice(&out.stdout).expect("python prints json")
 }
+
+/// A `/render` JSON answer as `(target, [(ts, value)])`, null points dropped.
+pub fn render_points(render: &serde_json::Value) -> Vec<(String, Vec<(i64, f64)>)> {
+    render
+        .as_array()
+        .expect("render array")
+        .iter()
+        .map(|s| {
+            let points = s["datapoints"]
+                .as_array()
+                .expect("datapoints")
+                .iter()
+                .filter(|p| !p[0].is_null())
+                .map(|p| (p[1].as_i64().expect("ts"), p[0].as_f64().expect("value")))
+                .collect();
+            (s["target"].as_str().expect("target").to_string(), points)
+        })
+        .collect()
+}
